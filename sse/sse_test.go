@@ -1,0 +1,141 @@
+package sse
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type ev struct {
+	Type, Data, ID string
+	Retry          time.Duration
+}
+
+func readAll(t testing.TB, r io.Reader) ([]ev, error) {
+	t.Helper()
+	rd := NewReader(r)
+	var out []ev
+	for {
+		e, err := rd.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return out, err
+		}
+		out = append(out, ev{e.Type, string(e.Data), e.ID, e.Retry})
+	}
+}
+
+func TestReader(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []ev
+		wantErr error
+	}{
+		{"simple", "data: hello\n\n", []ev{{Data: "hello"}}, nil},
+		{"no space", "data:hello\n\n", []ev{{Data: "hello"}}, nil},
+		{"two spaces keeps one", "data:  hello\n\n", []ev{{Data: " hello"}}, nil},
+		{"multi-line", "data: a\ndata: b\n\n", []ev{{Data: "a\nb"}}, nil},
+		{"event and id", "event: ping\nid: 7\ndata: {}\n\n", []ev{{Type: "ping", Data: "{}", ID: "7"}}, nil},
+		{"id persists", "id: 1\ndata: a\n\ndata: b\n\n", []ev{{Data: "a", ID: "1"}, {Data: "b", ID: "1"}}, nil},
+		{"comment ignored", ": keep-alive\n\ndata: x\n\n", []ev{{Data: "x"}}, nil},
+		{"CRLF", "data: a\r\ndata: b\r\n\r\n", []ev{{Data: "a\nb"}}, nil},
+		{"CR", "data: a\rdata: b\r\r", []ev{{Data: "a\nb"}}, nil},
+		{"BOM", "\xEF\xBB\xBFdata: a\n\n", []ev{{Data: "a"}}, nil},
+		{"retry", "retry: 1500\ndata: a\n\n", []ev{{Data: "a", Retry: 1500 * time.Millisecond}}, nil},
+		{"bad retry ignored", "retry: soon\ndata: a\n\n", []ev{{Data: "a"}}, nil},
+		{"unknown field", "foo: bar\ndata: a\n\n", []ev{{Data: "a"}}, nil},
+		{"event without data not dispatched", "event: x\n\ndata: a\n\n", []ev{{Data: "a"}}, nil},
+		{"empty data dispatched", "data\n\n", []ev{{Data: ""}}, nil},
+		{"trailing whitespace kept", "data: [DONE]  \n\n", []ev{{Data: "[DONE]  "}}, nil},
+		{"cut mid event", "data: a\n\ndata: b\n", []ev{{Data: "a"}}, io.ErrUnexpectedEOF},
+		{"cut mid line", "data: a\n\ndata: b", []ev{{Data: "a"}}, io.ErrUnexpectedEOF},
+		{"empty", "", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.OneByteReader(strings.NewReader(tt.in))} {
+				got, err := readAll(t, r)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("events (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestReaderLineLimit(t *testing.T) {
+	rd := NewReader(strings.NewReader("data: " + strings.Repeat("x", 100) + "\n\n"))
+	rd.SetMaxLine(50)
+	if _, err := rd.Next(); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("err = %v, want ErrLineTooLong", err)
+	}
+}
+
+func TestWriterRoundTrip(t *testing.T) {
+	rec := httptest.NewRecorder()
+	w := NewWriter(rec)
+	if err := w.WriteEvent("message_start", []byte(`{"a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteComment("ping"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteEventID("9", "", []byte("line1\nline2\r\nline3")); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Flushed {
+		t.Error("writer did not flush")
+	}
+	want := "event: message_start\ndata: {\"a\":1}\n\n: ping\n\nid: 9\ndata: line1\ndata: line2\ndata: line3\n\n"
+	if got := rec.Body.String(); got != want {
+		t.Fatalf("wire = %q, want %q", got, want)
+	}
+	got, err := readAll(t, bytes.NewReader(rec.Body.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEv := []ev{{Type: "message_start", Data: `{"a":1}`}, {Data: "line1\nline2\nline3", ID: "9"}}
+	if diff := cmp.Diff(wantEv, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+// FuzzReader checks that no input panics and that whatever the writer emits
+// reads back to the same data.
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{"data: a\n\n", "event: x\ndata: y\r\n\r\n", ":c\rdata:z\r\r", "id: 1\nretry: 5\ndata\n\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		rd := NewReader(strings.NewReader(in))
+		for range 1000 {
+			if _, err := rd.Next(); err != nil {
+				break
+			}
+		}
+		// Round trip: data written by AppendEvent reads back with line breaks
+		// normalised to \n.
+		data := strings.ReplaceAll(strings.ReplaceAll(in, "\r\n", "\n"), "\r", "\n")
+		wire := AppendEvent(nil, "", "t", []byte(data))
+		got, err := readAll(t, bytes.NewReader(wire))
+		if err != nil || len(got) != 1 || got[0].Data != data || got[0].Type != "t" {
+			t.Fatalf("round trip of %q: got %+v, %v", data, got, err)
+		}
+	})
+}
