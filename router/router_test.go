@@ -1,0 +1,145 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/sluice-gw/sluice"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeProvider is a func-field fake.
+type fakeProvider struct {
+	complete func(context.Context, *sluice.Request) (*sluice.Response, error)
+	models   []string
+}
+
+func (f *fakeProvider) Complete(ctx context.Context, req *sluice.Request) (*sluice.Response, error) {
+	f.models = append(f.models, req.Model)
+	return f.complete(ctx, req)
+}
+
+func (f *fakeProvider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
+	resp, err := f.Complete(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return sluice.EventsStream([]sluice.Event{{Type: sluice.EventStart, Model: resp.Model}, {Type: sluice.EventFinish, FinishReason: sluice.FinishStop}}), nil
+}
+
+func answer(model string) func(context.Context, *sluice.Request) (*sluice.Response, error) {
+	return func(context.Context, *sluice.Request) (*sluice.Response, error) {
+		return &sluice.Response{Model: model}, nil
+	}
+}
+
+func fail(c sluice.Code) func(context.Context, *sluice.Request) (*sluice.Response, error) {
+	return func(context.Context, *sluice.Request) (*sluice.Response, error) {
+		return nil, sluice.NewError(c, "x")
+	}
+}
+
+func TestRouterFallback(t *testing.T) {
+	tests := []struct {
+		name      string
+		first     func(context.Context, *sluice.Request) (*sluice.Response, error)
+		wantModel string
+		wantCode  sluice.Code
+		secondHit bool
+	}{
+		{"first answers", answer("a"), "a", "", false},
+		{"unavailable falls back", fail(sluice.CodeUpstreamUnavailable), "b", "", true},
+		{"rate limited falls back", fail(sluice.CodeRateLimited), "b", "", true},
+		{"client error does not", fail(sluice.CodeInvalidRequest), "", sluice.CodeInvalidRequest, false},
+	}
+	for _, tt := range tests {
+		for _, stream := range []bool{false, true} {
+			name := tt.name
+			if stream {
+				name += "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				p1 := &fakeProvider{complete: tt.first}
+				p2 := &fakeProvider{complete: answer("b")}
+				r, err := New([]Route{{Name: "m", Targets: []Target{{"p1", p1, "up-a"}, {"p2", p2, "up-b"}}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := &sluice.Request{Model: "m"}
+				var model string
+				if stream {
+					var s sluice.Stream
+					s, err = r.Stream(t.Context(), req)
+					if err == nil {
+						resp, _ := sluice.Collect(s)
+						model = resp.Model
+					}
+				} else {
+					var resp *sluice.Response
+					resp, err = r.Complete(t.Context(), req)
+					if err == nil {
+						model = resp.Model
+					}
+				}
+				if tt.wantCode != "" {
+					if got := sluice.ErrorCode(err); got != tt.wantCode {
+						t.Fatalf("code = %v, want %v", got, tt.wantCode)
+					}
+				} else if err != nil || model != tt.wantModel {
+					t.Fatalf("model = %q, err = %v; want %q", model, err, tt.wantModel)
+				}
+				if got := len(p2.models) > 0; got != tt.secondHit {
+					t.Errorf("second target called = %v, want %v", got, tt.secondHit)
+				}
+				if p1.models[0] != "up-a" {
+					t.Errorf("first target got model %q, want upstream name", p1.models[0])
+				}
+				if req.Model != "m" {
+					t.Errorf("caller's request modified: model %q", req.Model)
+				}
+			})
+		}
+	}
+}
+
+func TestRouterUnknownModel(t *testing.T) {
+	r, err := New([]Route{{Name: "m", Targets: []Target{{"p", &fakeProvider{complete: answer("a")}, "a"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Complete(t.Context(), &sluice.Request{Model: "nope"})
+	var e *sluice.Error
+	if !errors.As(err, &e) || e.Code != sluice.CodeNotFound || e.Param != "model" {
+		t.Fatalf("err = %v, want not_found on model", err)
+	}
+}
+
+func TestRouterCancelledDoesNotFallBack(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	p2 := &fakeProvider{complete: answer("b")}
+	r, _ := New([]Route{{Name: "m", Targets: []Target{{"p1", &fakeProvider{complete: fail(sluice.CodeUpstreamUnavailable)}, "a"}, {"p2", p2, "b"}}}})
+	if _, err := r.Complete(ctx, &sluice.Request{Model: "m"}); err == nil {
+		t.Fatal("want error")
+	}
+	if len(p2.models) != 0 {
+		t.Fatal("fell back after cancellation")
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	p := &fakeProvider{complete: answer("a")}
+	for name, routes := range map[string][]Route{
+		"empty name":   {{Targets: []Target{{"p", p, "a"}}}},
+		"duplicate":    {{Name: "m", Targets: []Target{{"p", p, "a"}}}, {Name: "m", Targets: []Target{{"p", p, "a"}}}},
+		"no targets":   {{Name: "m"}},
+		"nil provider": {{Name: "m", Targets: []Target{{"p", nil, "a"}}}},
+	} {
+		if _, err := New(routes); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}
