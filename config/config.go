@@ -1,0 +1,781 @@
+// Package config reads Sluice's YAML configuration file: the listen address,
+// shutdown and body limits, the upstream providers and the public model names
+// routed to them.
+//
+// Parse and Load decode the file in strict mode (an unknown key is an error
+// with its line and column), expand ${VAR} and ${VAR:-default} references in
+// scalar values, apply defaults and validate. Every error names the field and,
+// when it comes from a file, the line and column. Default builds a zero-config
+// Config from the environment: real providers when their API keys are set, the
+// simulator otherwise. docs/config.md documents every key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// The defaults applied to zero fields.
+const (
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultMaxBodyBytes = 4 << 20 // 4 MiB
+
+	DefaultOpenAIBaseURL    = "https://api.openai.com/v1"
+	DefaultAnthropicBaseURL = "https://api.anthropic.com"
+	// DefaultAnthropicMaxTokens is max_tokens_default for anthropic providers
+	// that set none: the Anthropic API requires max_tokens on every call.
+	DefaultAnthropicMaxTokens = 4096
+)
+
+// The provider types.
+const (
+	TypeOpenAI    = "openai"    // OpenAI Chat Completions and every compatible server
+	TypeAnthropic = "anthropic" // Anthropic Messages
+	TypeSim       = "sim"       // the built-in simulator: no network, no key
+)
+
+// Config is the whole configuration file. A zero field means the default.
+type Config struct {
+	// Listen is the gateway's host:port. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// DrainTimeout is how long a graceful shutdown waits for in-flight
+	// requests and streams to finish. Default 10s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// MaxBodyBytes limits a request body. Default 4 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Providers are the upstream APIs, by name.
+	Providers []Provider `yaml:"providers"`
+	// Models are the public model names clients ask for, each routed to an
+	// ordered list of targets.
+	Models []Model `yaml:"models"`
+	// Simulated reports whether Default fell back to the simulator because no
+	// API key was set. It is never read from the file.
+	Simulated bool `yaml:"-"`
+}
+
+// Provider is one upstream API.
+type Provider struct {
+	// Name identifies the provider in targets, logs and metrics. Required,
+	// unique.
+	Name string `yaml:"name"`
+	// Type is openai, anthropic or sim.
+	Type string `yaml:"type"`
+	// BaseURL is the API's absolute http(s) URL. Default
+	// https://api.openai.com/v1 for openai, https://api.anthropic.com for
+	// anthropic; unused by sim.
+	BaseURL string `yaml:"base_url"`
+	// APIKey authenticates to the upstream. It may be empty: self-hosted
+	// servers often need none.
+	APIKey Secret `yaml:"api_key"`
+	// Headers are extra HTTP headers sent with every upstream request.
+	Headers map[string]string `yaml:"headers"`
+	// MaxTokensDefault is the max_tokens sent when a request sets none.
+	// Default 4096 for anthropic (whose API requires it); zero elsewhere
+	// means the upstream's own default.
+	MaxTokensDefault int `yaml:"max_tokens_default"`
+	// Fault is the simulator's faults for every request (type sim only), in
+	// the syntax of `sluice sim --fault`, e.g. "ttft=200ms,chunk_delay=10ms".
+	// Empty means none.
+	Fault string `yaml:"fault"`
+	// Tokens is the simulator's answer length in tokens (type sim only);
+	// zero means 24.
+	Tokens int `yaml:"tokens"`
+}
+
+// Model maps a public model name to the targets that serve it.
+type Model struct {
+	// Name is what clients put in "model". Required, unique.
+	Name string `yaml:"name"`
+	// Targets are tried in order: the first is the primary, the rest are
+	// fallbacks. At least one.
+	Targets []Target `yaml:"targets"`
+}
+
+// Target is one provider and the model name it knows the model by.
+type Target struct {
+	Provider string `yaml:"provider"` // a Provider's Name
+	Model    string `yaml:"model"`    // the upstream model name
+}
+
+// Duration is a time.Duration written in YAML as "10s", "1m30s" or "250ms".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String returns d in time.Duration's syntax.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML reads a duration string such as "10s". A bare 0 and null
+// mean zero. Errors carry the node's position.
+func (d *Duration) UnmarshalYAML(node ast.Node) error {
+	switch n := node.(type) {
+	case *ast.NullNode:
+		*d = 0
+		return nil
+	case *ast.IntegerNode:
+		if n.GetToken() != nil && n.GetToken().Value == "0" {
+			*d = 0
+			return nil
+		}
+	case *ast.StringNode:
+		v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+		if err == nil {
+			*d = Duration(v)
+			return nil
+		}
+	}
+	return &nodeError{tok: node.GetToken(), msg: "want a duration such as 10s, 1m30s or 250ms"}
+}
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// redacted is what a Secret prints instead of its value.
+const redacted = "[redacted]"
+
+// Secret is a credential. It prints as "[redacted]" through fmt, slog and
+// YAML or JSON encoding (an empty Secret stays empty), so a Config can be
+// logged whole; Value returns the secret itself.
+type Secret string
+
+// Value returns the secret.
+func (s Secret) Value() string { return string(s) }
+
+// String returns "[redacted]", or "" for an empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the secret.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue keeps slog from printing the secret.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalYAML keeps a marshalled Config from holding the secret.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON keeps a marshalled Config from holding the secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(s.String())), nil }
+
+// Error is one problem in a configuration. Parse and Load return one or more
+// of them (joined with errors.Join); errors.As finds the first.
+type Error struct {
+	File   string // the file, for Load; empty otherwise
+	Line   int    // 1-based; 0 when unknown (Validate, or a missing section)
+	Column int    // 1-based; 0 when unknown
+	Field  string // the field's path, such as providers[1].type; empty for syntax errors
+	Msg    string
+
+	path []any // Field as keys (string) and indexes (int), for locate
+}
+
+// Error formats e as file:line:col: field: msg, leaving out what is unknown.
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		b.WriteByte(':')
+	}
+	if e.Line > 0 {
+		b.WriteString(strconv.Itoa(e.Line))
+		b.WriteByte(':')
+		if e.Column > 0 {
+			b.WriteString(strconv.Itoa(e.Column))
+			b.WriteByte(':')
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteByte(' ')
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// nodeError is an error found at a YAML token, during expansion or decoding.
+type nodeError struct {
+	tok *token.Token
+	msg string
+}
+
+func (e *nodeError) Error() string { return e.msg }
+
+// Parse reads a configuration from YAML text. It expands ${VAR} and
+// ${VAR:-default} references in scalar values with getenv (after parsing, so
+// a variable's value never changes the YAML structure; never in keys or
+// comments; $${ is a literal ${), decodes in strict mode, applies defaults and
+// validates. Errors are *Error values with line and column, joined with
+// errors.Join when there are several. A nil getenv sees no variables.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	src, err := protectRefs(data)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parser.ParseBytes(src, 0)
+	if err != nil {
+		return nil, yamlError(nil, err)
+	}
+	var body ast.Node
+	switch len(f.Docs) {
+	case 0:
+	case 1:
+		body = f.Docs[0].Body
+	default:
+		tok := f.Docs[1].Start
+		if tok == nil {
+			tok = f.Docs[1].GetToken()
+		}
+		return nil, posError(tok, "", "want one YAML document, found "+strconv.Itoa(len(f.Docs)))
+	}
+	if body != nil {
+		if err := expandNode(body, getenv); err != nil {
+			return nil, yamlError(body, err)
+		}
+	}
+	c := &Config{}
+	if body != nil {
+		if _, isNull := body.(*ast.NullNode); !isNull {
+			if err := decode(body, c); err != nil {
+				return nil, yamlError(body, err)
+			}
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, locate(body, err)
+	}
+	return c, nil
+}
+
+// decode decodes body into c in strict mode. The YAML decoder has been seen
+// to panic on some malformed trees; decode turns that into an error, so bad
+// input never panics.
+func decode(body ast.Node, c *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &nodeError{tok: body.GetToken(), msg: "cannot decode this document"}
+		}
+	}()
+	return yaml.NodeToValue(body, c, yaml.Strict())
+}
+
+// Load reads and parses the file at path. Errors name the file.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data, getenv)
+	if err != nil {
+		return nil, nameFile(err, path)
+	}
+	return c, nil
+}
+
+// nameFile sets File on every *Error in err.
+func nameFile(err error, path string) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		var ce *Error
+		if errors.As(e, &ce) {
+			cp := *ce
+			cp.File = path
+			out = append(out, &cp)
+			continue
+		}
+		out = append(out, fmt.Errorf("%s: %w", path, e))
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return errors.Join(out...)
+}
+
+// Default returns the zero-config configuration, defaults applied. With
+// OPENAI_API_KEY set it has a provider "openai" (base OPENAI_BASE_URL or
+// https://api.openai.com/v1) and its models; with ANTHROPIC_API_KEY a provider
+// "anthropic" (base ANTHROPIC_BASE_URL or https://api.anthropic.com) and its
+// models; with neither, the simulator (provider "sim", models sim-fast,
+// sim-smart and sim-json) and Simulated set. Each model is routed to the
+// model of the same name. The base URLs from the environment are not checked
+// here: call Validate.
+func Default(getenv func(string) string) *Config {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	c := &Config{}
+	add := func(p Provider, models ...string) {
+		c.Providers = append(c.Providers, p)
+		for _, m := range models {
+			c.Models = append(c.Models, Model{Name: m, Targets: []Target{{Provider: p.Name, Model: m}}})
+		}
+	}
+	if key := getenv("OPENAI_API_KEY"); key != "" {
+		add(Provider{Name: "openai", Type: TypeOpenAI, BaseURL: getenv("OPENAI_BASE_URL"), APIKey: Secret(key)},
+			"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano")
+	}
+	if key := getenv("ANTHROPIC_API_KEY"); key != "" {
+		add(Provider{Name: "anthropic", Type: TypeAnthropic, BaseURL: getenv("ANTHROPIC_BASE_URL"), APIKey: Secret(key)},
+			"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
+	}
+	if len(c.Providers) == 0 {
+		add(Provider{Name: "sim", Type: TypeSim}, "sim-fast", "sim-smart", "sim-json")
+		c.Simulated = true
+	}
+	c.applyDefaults()
+	return c
+}
+
+// applyDefaults fills zero fields with their defaults.
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = Duration(DefaultDrainTimeout)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		switch p.Type {
+		case TypeOpenAI:
+			if p.BaseURL == "" {
+				p.BaseURL = DefaultOpenAIBaseURL
+			}
+		case TypeAnthropic:
+			if p.BaseURL == "" {
+				p.BaseURL = DefaultAnthropicBaseURL
+			}
+			if p.MaxTokensDefault == 0 {
+				p.MaxTokensDefault = DefaultAnthropicMaxTokens
+			}
+		}
+	}
+}
+
+// Validate checks c and returns every problem found, as *Error values joined
+// with errors.Join, or nil. Zero fields that have defaults are accepted.
+func (c *Config) Validate() error {
+	var v validator
+	if c.Listen != "" {
+		if msg := checkHostPort(c.Listen); msg != "" {
+			v.add(msg, "listen")
+		}
+	}
+	if c.DrainTimeout < 0 {
+		v.add("must not be negative", "drain_timeout")
+	}
+	if c.MaxBodyBytes < 0 {
+		v.add("must not be negative", "max_body_bytes")
+	}
+	if len(c.Providers) == 0 {
+		v.add("at least one provider is required", "providers")
+	}
+	byName := make(map[string]int, len(c.Providers))
+	for i, p := range c.Providers {
+		at := []any{"providers", i}
+		switch {
+		case p.Name == "":
+			v.add("required", append(at, "name")...)
+		default:
+			if j, dup := byName[p.Name]; dup {
+				v.add(fmt.Sprintf("duplicate provider name %q (also providers[%d])", p.Name, j), append(at, "name")...)
+			} else {
+				byName[p.Name] = i
+			}
+		}
+		switch p.Type {
+		case TypeOpenAI, TypeAnthropic, TypeSim:
+		case "":
+			v.add("required (openai, anthropic or sim)", append(at, "type")...)
+		default:
+			v.add(fmt.Sprintf("unknown type %q (want openai, anthropic or sim)", p.Type), append(at, "type")...)
+		}
+		if p.BaseURL != "" {
+			if msg := checkURL(p.BaseURL); msg != "" {
+				v.add(msg, append(at, "base_url")...)
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.Headers)) {
+			value := p.Headers[name]
+			if !validHeaderName(name) {
+				v.add("not a valid HTTP header name", append(at, "headers", name)...)
+			} else if strings.ContainsAny(value, "\r\n\x00") {
+				v.add("header value must not contain CR, LF or NUL", append(at, "headers", name)...)
+			}
+		}
+		if p.MaxTokensDefault < 0 {
+			v.add("must not be negative", append(at, "max_tokens_default")...)
+		}
+		if p.Type != TypeSim && (p.Fault != "" || p.Tokens != 0) {
+			v.add("only a provider of type sim takes fault and tokens", append(at, "type")...)
+		}
+		if p.Tokens < 0 {
+			v.add("must not be negative", append(at, "tokens")...)
+		}
+	}
+	if len(c.Models) == 0 {
+		v.add("at least one model is required", "models")
+	}
+	models := make(map[string]int, len(c.Models))
+	for i, m := range c.Models {
+		at := []any{"models", i}
+		if m.Name == "" {
+			v.add("required", append(at, "name")...)
+		} else if j, dup := models[m.Name]; dup {
+			v.add(fmt.Sprintf("duplicate model name %q (also models[%d])", m.Name, j), append(at, "name")...)
+		} else {
+			models[m.Name] = i
+		}
+		if len(m.Targets) == 0 {
+			v.add("at least one target is required", append(at, "targets")...)
+		}
+		for k, t := range m.Targets {
+			tat := append(at, "targets", k)
+			if t.Provider == "" {
+				v.add("required", append(tat, "provider")...)
+			} else if _, ok := byName[t.Provider]; !ok {
+				v.add(fmt.Sprintf("unknown provider %q", t.Provider), append(tat, "provider")...)
+			}
+			if t.Model == "" {
+				v.add("required", append(tat, "model")...)
+			}
+		}
+	}
+	return v.err()
+}
+
+// validator collects validation problems with their paths.
+type validator struct {
+	errs []error
+}
+
+// add records a problem at path, a sequence of keys (string) and indexes (int).
+func (v *validator) add(msg string, path ...any) {
+	p := append([]any(nil), path...)
+	v.errs = append(v.errs, &Error{Field: formatPath(p), Msg: msg, path: p})
+}
+
+func (v *validator) err() error { return joinErrors(v.errs) }
+
+func joinErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// formatPath renders a path as providers[1].headers.X-Org.
+func formatPath(path []any) string {
+	var b strings.Builder
+	for _, el := range path {
+		switch el := el.(type) {
+		case int:
+			b.WriteByte('[')
+			b.WriteString(strconv.Itoa(el))
+			b.WriteByte(']')
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(el)
+		}
+	}
+	return b.String()
+}
+
+// locate adds line and column to the *Error values in err, looking their
+// field paths up in the YAML tree. A field missing from the file is reported
+// at its nearest present parent.
+func locate(body ast.Node, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		ce, ok := e.(*Error)
+		if !ok || body == nil || len(ce.path) == 0 {
+			continue
+		}
+		if tok := lookup(body, ce.path); tok != nil && tok.Position != nil {
+			ce.Line, ce.Column = tok.Position.Line, tok.Position.Column
+		}
+	}
+	return err
+}
+
+// lookup walks path down from n and returns the token that best marks the
+// deepest element found: a key for a mapping entry, the start of an item for a
+// sequence index.
+func lookup(n ast.Node, path []any) *token.Token {
+	var best *token.Token
+	for _, el := range path {
+		n = unwrap(n)
+		switch el := el.(type) {
+		case string:
+			mv := findKey(n, el)
+			if mv == nil {
+				return best
+			}
+			best = startToken(mv)
+			n = mv.Value
+		case int:
+			seq, ok := n.(*ast.SequenceNode)
+			if !ok || el < 0 || el >= len(seq.Values) {
+				return best
+			}
+			n = seq.Values[el]
+			best = startToken(n)
+		}
+	}
+	return best
+}
+
+// unwrap returns the node under anchors and tags.
+func unwrap(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
+func mappingValues(n ast.Node) []*ast.MappingValueNode {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m.Values
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{m}
+	}
+	return nil
+}
+
+func findKey(n ast.Node, key string) *ast.MappingValueNode {
+	for _, mv := range mappingValues(n) {
+		if keyString(mv.Key) == key {
+			return mv
+		}
+	}
+	return nil
+}
+
+func keyString(k ast.MapKeyNode) string {
+	if k == nil {
+		return ""
+	}
+	if s, ok := k.(*ast.StringNode); ok {
+		return s.Value
+	}
+	if tok := k.GetToken(); tok != nil {
+		return tok.Value
+	}
+	return ""
+}
+
+// startToken returns the token where n begins in the source: the key of a
+// mapping entry, the first key of a block mapping, the node's own token
+// otherwise.
+func startToken(n ast.Node) *token.Token {
+	switch v := n.(type) {
+	case *ast.MappingValueNode:
+		if v.Key != nil {
+			return v.Key.GetToken()
+		}
+	case *ast.MappingNode:
+		if !v.IsFlowStyle && len(v.Values) > 0 && v.Values[0].Key != nil {
+			return v.Values[0].Key.GetToken()
+		}
+	}
+	if n == nil {
+		return nil
+	}
+	return n.GetToken()
+}
+
+// yamlError converts an error from the YAML parser or decoder, or from
+// expansion, into an *Error with position and, when the token is found in
+// body, the field path.
+func yamlError(body ast.Node, err error) error {
+	var ne *nodeError
+	if errors.As(err, &ne) {
+		return posError(ne.tok, fieldAt(body, ne.tok), ne.msg)
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && te.DstType != nil {
+		return posError(te.Token, fieldAt(body, te.Token), "want "+kindName(te.DstType))
+	}
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		return posError(ye.GetToken(), fieldAt(body, ye.GetToken()), ye.GetMessage())
+	}
+	return &Error{Msg: err.Error()}
+}
+
+// kindName names what a value of type t is written as in YAML.
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping"
+	}
+	return "a " + t.String()
+}
+
+func posError(tok *token.Token, field, msg string) *Error {
+	e := &Error{Field: field, Msg: msg}
+	if tok != nil && tok.Position != nil {
+		e.Line, e.Column = tok.Position.Line, tok.Position.Column
+	}
+	return e
+}
+
+// fieldAt returns the path of the key or value whose token is tok, or "".
+func fieldAt(body ast.Node, tok *token.Token) string {
+	if body == nil || tok == nil {
+		return ""
+	}
+	var found []any
+	var walk func(n ast.Node, path []any) bool
+	walk = func(n ast.Node, path []any) bool {
+		if n == nil {
+			return false
+		}
+		if n.GetToken() == tok {
+			found = path
+			return true
+		}
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			return walk(v.Value, path)
+		case *ast.TagNode:
+			return walk(v.Value, path)
+		case *ast.LiteralNode:
+			return v.Value != nil && walk(v.Value, path)
+		case *ast.MappingNode:
+			for _, mv := range v.Values {
+				if walk(mv, path) {
+					return true
+				}
+			}
+		case *ast.MappingValueNode:
+			p := append(path[:len(path):len(path)], keyString(v.Key))
+			if v.Key != nil && v.Key.GetToken() == tok {
+				found = p
+				return true
+			}
+			return walk(v.Value, p)
+		case *ast.SequenceNode:
+			for i, item := range v.Values {
+				if walk(item, append(path[:len(path):len(path)], i)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	walk(body, nil)
+	return formatPath(found)
+}
+
+// checkHostPort returns what is wrong with a host:port listen address, or "".
+func checkHostPort(s string) string {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Sprintf("%q: port must be a number from 0 to 65535", s)
+	}
+	return ""
+}
+
+// checkURL returns what is wrong with a base URL, or "". It never echoes the
+// URL, which may hold credentials.
+func checkURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "not a valid URL"
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "want an absolute http:// or https:// URL"
+	}
+	if u.Host == "" {
+		return "want an absolute URL with a host"
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "must not have a query or fragment"
+	}
+	return ""
+}
+
+// validHeaderName reports whether s is an HTTP header field name (an RFC 9110
+// token).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
