@@ -1,0 +1,107 @@
+// Package gateway is the HTTP server of Sluice: the OpenAI and Anthropic
+// dialect endpoints, health and model listings, and the middleware around
+// them, over a pipeline.Pipeline. It holds no logic of its own beyond HTTP:
+// decoding and encoding belong to the dialect packages, the call to the
+// pipeline.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/pipeline"
+)
+
+// Options configure a Gateway. The zero value of each field means its
+// default.
+type Options struct {
+	// MaxBodyBytes limits a request body; 0 means 4 MiB.
+	MaxBodyBytes int64
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// A Gateway serves the HTTP API over a pipeline. It is safe for concurrent
+// use.
+type Gateway struct {
+	p       *pipeline.Pipeline
+	logger  *slog.Logger
+	opts    Options
+	handler http.Handler
+
+	// draining is set once shutdown begins: /readyz fails so that load
+	// balancers stop sending new work.
+	draining atomic.Bool
+	// abort is cancelled when the drain time is over: streams still running
+	// end with an error event.
+	abortCtx context.Context
+	abort    context.CancelFunc
+	once     sync.Once
+}
+
+// New returns a Gateway over p. logger receives access and error logs.
+func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{p: p, logger: logger, opts: opts}
+	g.abortCtx, g.abort = context.WithCancel(context.Background())
+	g.handler = g.routes()
+	return g
+}
+
+// NewServer returns the gateway's HTTP handler, for callers that need no
+// shutdown control (tests, embedding).
+func NewServer(logger *slog.Logger, p *pipeline.Pipeline, opts Options) http.Handler {
+	return New(logger, p, opts)
+}
+
+// ServeHTTP serves the API.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Drain marks the gateway as shutting down: /readyz answers 503 from now on.
+// In-flight requests go on.
+func (g *Gateway) Drain() { g.draining.Store(true) }
+
+// Abort ends every call still running: its upstream call is cancelled and a
+// stream ends with a stream_interrupted error event in the client's dialect.
+// Call it when the drain time is over, then wait for the handlers to return
+// (http.Server.Shutdown does).
+func (g *Gateway) Abort() {
+	g.draining.Store(true)
+	g.once.Do(g.abort)
+}
+
+// callContext returns the context of the upstream call: the request's,
+// cancelled also by Abort. stop releases it.
+func (g *Gateway) callContext(r *http.Request) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(r.Context())
+	unhook := context.AfterFunc(g.abortCtx, cancel)
+	return ctx, func() { unhook(); cancel() }
+}
+
+// aborted reports whether the gateway's drain time is over.
+func (g *Gateway) aborted() bool { return g.abortCtx.Err() != nil }
+
+// shutdownError is the error event of a stream ended by Abort.
+var shutdownError = &sluice.Error{Code: sluice.CodeStreamInterrupted, Message: "The gateway is shutting down; the stream was ended. Try again."}
+
+// newID returns a random hexadecimal id of n bytes.
+func newID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

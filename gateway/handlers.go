@@ -1,0 +1,264 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/anthropic"
+	"github.com/sluice-gw/sluice/openai"
+	"github.com/sluice-gw/sluice/sse"
+)
+
+// A dialect is what the chat handler needs of a client API: how to decode a
+// request and encode answers, streams and errors.
+type dialect struct {
+	name       string
+	idPrefix   string
+	decode     func(h http.Header, body []byte) (*sluice.Request, streamOptions, error)
+	writeError func(http.ResponseWriter, *sluice.Error)
+	marshal    func(*sluice.Response) ([]byte, error)
+	encoder    func(w *sse.Writer, id, model string, created int64, o streamOptions) streamEncoder
+}
+
+// streamOptions are the dialect-specific stream settings a request carries.
+type streamOptions struct {
+	includeUsage bool
+}
+
+// A streamEncoder writes one client stream; every write is flushed.
+type streamEncoder interface {
+	Event(sluice.Event) error
+	Error(*sluice.Error) error
+	// Done ends a stream that finished normally.
+	Done() error
+}
+
+var openaiDialect = dialect{
+	name:     "openai",
+	idPrefix: "chatcmpl-",
+	decode: func(_ http.Header, body []byte) (*sluice.Request, streamOptions, error) {
+		req, o, err := openai.DecodeRequest(body)
+		return req, streamOptions{includeUsage: o.IncludeUsage}, err
+	},
+	writeError: openai.WriteError,
+	marshal:    openai.MarshalResponse,
+	encoder: func(w *sse.Writer, id, model string, created int64, o streamOptions) streamEncoder {
+		return openai.NewStreamEncoder(w, id, model, created, o.includeUsage)
+	},
+}
+
+var anthropicDialect = dialect{
+	name:     "anthropic",
+	idPrefix: "msg_",
+	decode: func(h http.Header, body []byte) (*sluice.Request, streamOptions, error) {
+		if err := anthropic.CheckVersion(h); err != nil {
+			return nil, streamOptions{}, err
+		}
+		req, err := anthropic.DecodeRequest(body)
+		return req, streamOptions{}, err
+	},
+	writeError: anthropic.WriteError,
+	marshal:    anthropic.MarshalResponse,
+	encoder: func(w *sse.Writer, id, model string, _ int64, _ streamOptions) streamEncoder {
+		return anthropicEncoder{anthropic.NewStreamEncoder(w, id, model)}
+	},
+}
+
+// anthropicEncoder adapts the Anthropic encoder, whose message_stop is written
+// on the finish event, to streamEncoder.
+type anthropicEncoder struct{ *anthropic.StreamEncoder }
+
+func (anthropicEncoder) Done() error { return nil }
+
+func (g *Gateway) handleChatCompletions() http.Handler { return g.handleChat(&openaiDialect) }
+func (g *Gateway) handleMessages() http.Handler        { return g.handleChat(&anthropicDialect) }
+
+// handleChat serves one chat call in dialect d: decode, call the pipeline,
+// answer as JSON or as a stream flushed per event.
+func (g *Gateway) handleChat(d *dialect) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The body is read whole before anything is written: flushing
+		// response headers while the request body is still being read can cut
+		// streams under load.
+		body, err := g.readBody(w, r)
+		if err != nil {
+			d.writeError(w, g.clientError(r, err))
+			return
+		}
+		req, so, err := d.decode(r.Header, body)
+		if err != nil {
+			d.writeError(w, g.clientError(r, err))
+			return
+		}
+		fillCaller(r, req)
+		ctx, stop := g.callContext(r)
+		defer stop()
+		id := d.idPrefix + requestID(r.Context())
+		created := g.opts.Now().Unix()
+
+		if !req.Stream {
+			resp, err := g.p.Complete(ctx, req)
+			if err != nil {
+				d.writeError(w, g.clientError(r, err))
+				return
+			}
+			resp.ID, resp.Created = id, created
+			b, err := d.marshal(resp)
+			if err != nil {
+				d.writeError(w, g.clientError(r, err))
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			w.Write(b)
+			return
+		}
+
+		s, err := g.p.Stream(ctx, req)
+		if err != nil {
+			// Before the first byte: a plain error answer.
+			d.writeError(w, g.clientError(r, err))
+			return
+		}
+		defer s.Close()
+		sse.SetHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		enc := d.encoder(sse.NewWriter(w), id, req.Model, created, so)
+		for ev, err := range s.All() {
+			if err != nil {
+				if r.Context().Err() != nil {
+					return // the client left; there is no one to tell
+				}
+				e := g.streamError(err)
+				g.logError(r, "stream ended with an error", e)
+				enc.Error(e)
+				return
+			}
+			if err := enc.Event(ev); err != nil {
+				// The client went away; leaving the loop releases the upstream.
+				return
+			}
+		}
+		enc.Done()
+	})
+}
+
+// readBody reads the whole request body within the size limit.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > g.opts.MaxBodyBytes {
+		return nil, sluice.NewError(sluice.CodeRequestTooLarge, "The request body is larger than "+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes.")
+	}
+	rd := http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes)
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(rd, body)
+		if err == nil {
+			// Make sure nothing follows the announced length.
+			var one [1]byte
+			if n, _ := rd.Read(one[:]); n > 0 {
+				err = errors.New("body longer than Content-Length")
+			}
+		}
+	} else {
+		body, err = io.ReadAll(rd)
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, sluice.NewError(sluice.CodeRequestTooLarge, "The request body is larger than "+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes.")
+		}
+		return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Message: "The request body could not be read.", Err: err}
+	}
+	return body, nil
+}
+
+// clientError returns the client-safe form of a failure before the first
+// byte, and logs it once with its cause.
+func (g *Gateway) clientError(r *http.Request, err error) *sluice.Error {
+	e := sluice.AsError(err)
+	if g.aborted() {
+		e = &sluice.Error{Code: sluice.CodeOverloaded, Message: "The gateway is shutting down; try again.", Err: err}
+	}
+	if e.Code.HTTPStatus() >= 500 {
+		g.logError(r, "request failed", e)
+	}
+	return e
+}
+
+// streamError returns the client-safe error event for a failure inside a
+// stream.
+func (g *Gateway) streamError(err error) *sluice.Error {
+	if g.aborted() {
+		return &sluice.Error{Code: shutdownError.Code, Message: shutdownError.Message, Err: err}
+	}
+	var e *sluice.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return sluice.WrapError(sluice.CodeUpstreamTimeout, err)
+	}
+	return sluice.WrapError(sluice.CodeStreamInterrupted, err)
+}
+
+func (g *Gateway) logError(r *http.Request, msg string, e *sluice.Error) {
+	g.logger.LogAttrs(r.Context(), slog.LevelWarn, msg,
+		slog.String("request_id", requestID(r.Context())), slog.String("path", r.URL.Path), slog.Any("error", e))
+}
+
+// fillCaller records who sent the request.
+func fillCaller(r *http.Request, req *sluice.Request) {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		req.Caller.IP = host
+	}
+}
+
+func (g *Gateway) handleModels() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := openai.MarshalModels(g.p.Models(), g.opts.Now().Unix(), "sluice")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
+}
+
+func (g *Gateway) handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+}
+
+func (g *Gateway) handleReadyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if g.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"status":"draining"}` + "\n"))
+			return
+		}
+		w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+}
+
+func (g *Gateway) handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such endpoint."})
+	})
+}
+
+// writeErrorFor writes e in the dialect the path belongs to.
+func writeErrorFor(w http.ResponseWriter, r *http.Request, e *sluice.Error) {
+	if r.URL.Path == "/v1/messages" || r.Header.Get("Anthropic-Version") != "" {
+		anthropic.WriteError(w, e)
+		return
+	}
+	openai.WriteError(w, e)
+}

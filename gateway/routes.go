@@ -1,0 +1,15 @@
+package gateway
+
+import "net/http"
+
+// routes lists the whole API surface.
+func (g *Gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/chat/completions", g.handleChatCompletions())
+	mux.Handle("POST /v1/messages", g.handleMessages())
+	mux.Handle("GET /v1/models", g.handleModels())
+	mux.Handle("GET /healthz", g.handleHealthz())
+	mux.Handle("GET /readyz", g.handleReadyz())
+	mux.Handle("/", g.handleNotFound())
+	return g.withRequestID(g.withRecovery(g.withAccessLog(mux)))
+}

@@ -1,0 +1,150 @@
+// Package pipeline is the library's front door: it builds the whole path of a
+// call (providers, router, and in later stages guards, contracts, stores and
+// telemetry) from a config, and offers Complete and Stream to in-process Go
+// callers. The HTTP gateway is a thin shell over the same Pipeline, so an
+// embedded Sluice and a served one behave alike.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/anthropic"
+	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/openai"
+	"github.com/sluice-gw/sluice/router"
+	"github.com/sluice-gw/sluice/sim"
+)
+
+// Options are the dependencies of a Pipeline that do not come from the
+// config. The zero value is usable.
+type Options struct {
+	// Logger receives operators' logs; nil discards them.
+	Logger *slog.Logger
+	// HTTPClient calls the upstream providers; nil means each provider's own
+	// default client.
+	HTTPClient *http.Client
+}
+
+// A Pipeline runs calls for in-process callers and for the gateway. It is safe
+// for concurrent use.
+type Pipeline struct {
+	router    *router.Router
+	providers map[string]sluice.Provider
+	logger    *slog.Logger
+}
+
+// New builds a Pipeline from cfg, which must be valid (config.Parse, Load and
+// Default return valid configs).
+func New(cfg *config.Config, opts Options) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger}
+	for _, pc := range cfg.Providers {
+		prov, err := newProvider(pc, opts.HTTPClient)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: provider %q: %w", pc.Name, err)
+		}
+		p.providers[pc.Name] = prov
+	}
+	routes := make([]router.Route, 0, len(cfg.Models))
+	for _, m := range cfg.Models {
+		rt := router.Route{Name: m.Name}
+		for _, t := range m.Targets {
+			prov, ok := p.providers[t.Provider]
+			if !ok {
+				return nil, fmt.Errorf("pipeline: model %q: unknown provider %q", m.Name, t.Provider)
+			}
+			rt.Targets = append(rt.Targets, router.Target{ProviderName: t.Provider, Provider: prov, Model: t.Model})
+		}
+		routes = append(routes, rt)
+	}
+	r, err := router.New(routes)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	p.router = r
+	return p, nil
+}
+
+// newProvider builds one provider from its config: a plain switch on the type,
+// no registry.
+func newProvider(pc config.Provider, client *http.Client) (sluice.Provider, error) {
+	switch pc.Type {
+	case "openai":
+		return openai.NewProvider(openai.Config{
+			Name: pc.Name, BaseURL: pc.BaseURL, APIKey: pc.APIKey.Value(), Headers: pc.Headers, Client: client,
+		}), nil
+	case "anthropic":
+		return anthropic.NewProvider(anthropic.Config{
+			Name: pc.Name, BaseURL: pc.BaseURL, APIKey: pc.APIKey.Value(), Headers: pc.Headers,
+			DefaultMaxTokens: pc.MaxTokensDefault, Client: client,
+		}), nil
+	case "sim":
+		f, err := sim.ParseFault(pc.Fault)
+		if err != nil {
+			return nil, fmt.Errorf("fault: %w", err)
+		}
+		return sim.New(sim.Options{Name: pc.Name, Fault: f, Tokens: pc.Tokens}), nil
+	}
+	return nil, fmt.Errorf("unknown provider type %q", pc.Type)
+}
+
+// Models returns the public model names, in configuration order.
+func (p *Pipeline) Models() []string { return p.router.Models() }
+
+// Provider returns the configured provider of that name, for tests and admin
+// tools.
+func (p *Pipeline) Provider(name string) (sluice.Provider, bool) {
+	prov, ok := p.providers[name]
+	return prov, ok
+}
+
+// Complete runs a non-streaming call. The response's Model is the public
+// model name the caller asked for. Errors are *sluice.Error values (see
+// sluice.AsError for anything else).
+func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.Response, error) {
+	if err := check(req); err != nil {
+		return nil, err
+	}
+	resp, err := p.router.Complete(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Model = req.Model
+	return resp, nil
+}
+
+// Stream starts a streaming call. It returns once an upstream has accepted the
+// call: an error from Stream happened before any event, and the caller may
+// answer it as a plain error. The caller must range over the stream or Close
+// it.
+func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
+	if err := check(req); err != nil {
+		return nil, err
+	}
+	return p.router.Stream(ctx, req)
+}
+
+// check validates what every call needs, whoever built the request.
+func check(req *sluice.Request) error {
+	switch {
+	case req == nil:
+		return sluice.NewError(sluice.CodeInvalidRequest, "The request is empty.")
+	case req.Model == "":
+		return &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "model", Message: "A model is required."}
+	case len(req.Messages) == 0:
+		return &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "messages", Message: "At least one message is required."}
+	case req.MaxOutputTokens < 0:
+		return &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "max_tokens", Message: "The output token limit must not be negative."}
+	}
+	return nil
+}
