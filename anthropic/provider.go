@@ -173,7 +173,10 @@ func (p *Provider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 		return nil, sluice.WrapError(sluice.CodeUpstreamError, fmt.Errorf("anthropic %s: answered a stream request with %s", p.name, ct))
 	}
 	d := &streamDecoder{ctx: ctx, name: p.name, rd: sse.NewReader(resp.Body)}
-	return sluice.NewStream(d.next, resp.Body.Close), nil
+	return sluice.NewStream(d.next, func() error {
+		// After message_stop the connection is kept for reuse.
+		return sse.CloseBody(resp.Body, d.stopped && ctx.Err() == nil)
+	}), nil
 }
 
 // send posts req and returns the 2xx answer; any other answer is turned into

@@ -61,6 +61,7 @@ type streamDecoder struct {
 	pending    sluice.Event // EventFinish, after message_stop's EventUsage
 	hasPending bool
 	done       bool
+	stopped    bool // message_stop was read
 }
 
 func (d *streamDecoder) next() (sluice.Event, error) {
@@ -156,6 +157,7 @@ func (d *streamDecoder) handle(sev *sse.Event) (ev sluice.Event, ok bool, err er
 		d.mergeUsage(&w.Usage)
 	case "message_stop":
 		d.done = true
+		d.stopped = true
 		d.pending = sluice.Event{Type: sluice.EventFinish, FinishReason: finishReason(d.stopReason), StopSequence: d.stopSeq}
 		d.hasPending = true
 		return sluice.Event{Type: sluice.EventUsage, Usage: toUsage(d.in, d.out, d.cacheWrite, d.cacheRead)}, true, nil

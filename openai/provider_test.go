@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -767,5 +769,50 @@ func TestErrorEventCodes(t *testing.T) {
 		if strings.Contains(e.Error(), "detail") {
 			t.Errorf("message leaked: %v", e)
 		}
+	}
+}
+
+// TestProviderStreamReusesConnection checks that a stream ended by [DONE]
+// leaves its connection to the transport for the next call.
+func TestProviderStreamReusesConnection(t *testing.T) {
+	var conns atomic.Int32
+	// The handler ends its body only once the client has read [DONE], as a
+	// real server's last chunk often arrives after the data before it.
+	finish := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-finish:
+		case <-r.Context().Done():
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	p := NewProvider(Config{Name: "t", BaseURL: srv.URL, Client: srv.Client()})
+	req := &sluice.Request{Model: "m", Messages: []sluice.Message{{Role: sluice.RoleUser, Parts: []sluice.Part{sluice.TextPart("x")}}}}
+	for range 3 {
+		s, err := p.Stream(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ev, err := range s.All() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type == sluice.EventFinish {
+				finish <- struct{}{}
+			}
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("3 streams used %d connections, want 1", n)
 	}
 }

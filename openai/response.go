@@ -302,6 +302,7 @@ type streamDecoder struct {
 	qi        int
 	started   bool
 	done      bool
+	sawDone   bool // the upstream sent [DONE]
 	finish    string
 	refusal   bool
 	haveUsage bool
@@ -316,7 +317,11 @@ type streamCall struct {
 	id       string
 }
 
-func (d *streamDecoder) release() error { return d.body.Close() }
+// release closes the body; after a clean [DONE] the connection is kept for
+// reuse (see sse.CloseBody).
+func (d *streamDecoder) release() error {
+	return sse.CloseBody(d.body, d.sawDone && d.ctx.Err() == nil)
+}
 
 func (d *streamDecoder) push(ev sluice.Event) { d.queue = append(d.queue, ev) }
 
@@ -353,6 +358,7 @@ func (d *streamDecoder) next() (sluice.Event, error) {
 			continue
 		}
 		if bytes.Equal(data, doneData) {
+			d.sawDone = true
 			d.end()
 			continue
 		}

@@ -281,3 +281,24 @@ func (w *Writer) writeFlush() error {
 	}
 	return w.Flush()
 }
+
+// drainGrace and maxDrain bound CloseBody's read of what follows a stream's
+// last event.
+const (
+	drainGrace = 50 * time.Millisecond
+	maxDrain   = 4 << 10
+)
+
+// CloseBody closes the response body of an upstream event stream. When the
+// stream ended cleanly (its protocol's last event was read), it first reads
+// what is left, normally only the end of the chunked encoding, so that the
+// HTTP transport can reuse the connection instead of closing it. A server
+// that holds the stream open after its last event is cut after a short grace.
+func CloseBody(body io.ReadCloser, ended bool) error {
+	if ended {
+		t := time.AfterFunc(drainGrace, func() { body.Close() })
+		io.CopyN(io.Discard, body, maxDrain)
+		t.Stop()
+	}
+	return body.Close()
+}

@@ -139,3 +139,35 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// trackBody records whether it was read to EOF and closed.
+type trackBody struct {
+	io.Reader
+	eof, closed bool
+}
+
+func (b *trackBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *trackBody) Close() error { b.closed = true; return nil }
+
+func TestCloseBody(t *testing.T) {
+	for _, ended := range []bool{true, false} {
+		b := &trackBody{Reader: strings.NewReader("0\r\n\r\n")}
+		CloseBody(b, ended)
+		if !b.closed || b.eof != ended {
+			t.Errorf("ended=%v: closed=%v read to EOF=%v", ended, b.closed, b.eof)
+		}
+	}
+	// A body that never ends is cut: closing the pipe unblocks the read.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	if err := CloseBody(pr, true); err != nil {
+		t.Fatal(err)
+	}
+}
