@@ -17,6 +17,7 @@ const module = "github.com/sluice-gw/sluice"
 // import. Dependencies point down the table, never up.
 var allowed = map[string][]string{
 	"":          {},
+	"internal":  {""}, // helpers that are not API (internal/jsonw, ...): importable by all, importing little
 	"sse":       {},
 	"openai":    {"", "sse"},
 	"anthropic": {"", "sse"},

@@ -84,7 +84,7 @@ func encodeRequest(req *sluice.Request, maxTokens int, stream bool) ([]byte, err
 	}
 	if req.Output.Type == sluice.OutputJSONSchema {
 		if !json.Valid(req.Output.Schema) {
-			return nil, invalid("response_format.json_schema.schema", "The JSON Schema is not valid JSON.")
+			return nil, invalid("output_config.format.schema", "output_config.format.schema: the JSON Schema is not valid JSON.")
 		}
 		// Native structured outputs: the API constrains decoding to the
 		// schema.

@@ -221,9 +221,17 @@ func fillCaller(r *http.Request, req *sluice.Request) {
 	}
 }
 
+// handleModels lists the public model names, in the Anthropic shape for
+// clients that send anthropic-version (Anthropic's SDKs do) and in OpenAI's
+// otherwise.
 func (g *Gateway) handleModels() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := openai.MarshalModels(g.p.Models(), g.opts.Now().Unix(), "sluice")
+		var b []byte
+		if r.Header.Get("Anthropic-Version") != "" {
+			b = anthropic.MarshalModels(g.p.Models(), g.opts.Now())
+		} else {
+			b = openai.MarshalModels(g.p.Models(), g.opts.Now().Unix(), "sluice")
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
 	})

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1007,5 +1008,42 @@ func TestSDKUnknownModel(t *testing.T) {
 				checkClientSafe(t, body)
 			})
 		}
+	}
+}
+
+// TestSDKModelsList lists the gateway's models through each SDK: the OpenAI
+// shape for OpenAI's, the Anthropic shape for Anthropic's.
+func TestSDKModelsList(t *testing.T) {
+	h := newHarness(t, sim.Options{})
+	want := []string{"oa-model", "an-model", "sim"}
+
+	oa, _ := newSDKOpenAI(t, h)
+	page, err := oa.Models.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range page.Data {
+		got = append(got, m.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("openai-go models = %v, want %v", got, want)
+	}
+
+	an, _ := newAnV2(t, h)
+	c := an.(anV2).c
+	apage, err := c.Models.List(t.Context(), anthropicv2.ModelListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	for _, m := range apage.Data {
+		got = append(got, m.ID)
+		if m.CreatedAt.IsZero() || m.DisplayName == "" {
+			t.Errorf("anthropic model %+v lacks created_at or display_name", m)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("anthropic-sdk-go models = %v, want %v", got, want)
 	}
 }

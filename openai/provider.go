@@ -41,6 +41,9 @@ type Config struct {
 	// which refuse max_tokens, and max_tokens otherwise, which every
 	// OpenAI-compatible server knows.
 	MaxTokensField string
+	// DefaultMaxTokens is the token cap sent when a request sets none; zero
+	// sends none, leaving the upstream's own default.
+	DefaultMaxTokens int
 }
 
 // A Provider calls an OpenAI or OpenAI-compatible chat completions API. It is
@@ -137,6 +140,11 @@ func (p *Provider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 // do sends req and returns a 2xx response, or the mapped error after reading
 // and closing an error answer's body.
 func (p *Provider) do(ctx context.Context, req *sluice.Request, stream bool) (*http.Response, error) {
+	if req.MaxOutputTokens == 0 && p.cfg.DefaultMaxTokens > 0 {
+		cp := *req
+		cp.MaxOutputTokens = p.cfg.DefaultMaxTokens
+		req = &cp
+	}
 	body, err := appendRequest(make([]byte, 0, requestSize(req)), req, stream, maxTokensField(p.cfg.MaxTokensField, req.Model))
 	if err != nil {
 		return nil, err

@@ -816,3 +816,26 @@ func TestProviderStreamReusesConnection(t *testing.T) {
 		t.Errorf("3 streams used %d connections, want 1", n)
 	}
 }
+
+func TestProviderDefaultMaxTokens(t *testing.T) {
+	srv, reqs := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`)
+	})
+	p := testProvider(t, srv, func(c *Config) { c.DefaultMaxTokens = 77 })
+	hi := []sluice.Message{{Role: sluice.RoleUser, Parts: []sluice.Part{sluice.TextPart("x")}}}
+	for _, tc := range []struct {
+		req  *sluice.Request
+		want string
+	}{
+		{&sluice.Request{Model: "m", Messages: hi}, `"max_tokens":77`},
+		{&sluice.Request{Model: "m", Messages: hi, MaxOutputTokens: 5}, `"max_tokens":5`},
+	} {
+		if _, err := p.Complete(t.Context(), tc.req); err != nil {
+			t.Fatal(err)
+		}
+		if body := string((<-reqs).body); !strings.Contains(body, tc.want) {
+			t.Errorf("body %s lacks %s", body, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 
@@ -82,6 +83,7 @@ func newProvider(pc config.Provider, client *http.Client) (sluice.Provider, erro
 	case "openai":
 		return openai.NewProvider(openai.Config{
 			Name: pc.Name, BaseURL: pc.BaseURL, APIKey: pc.APIKey.Value(), Headers: pc.Headers, Client: client,
+			DefaultMaxTokens: pc.MaxTokensDefault,
 		}), nil
 	case "anthropic":
 		return anthropic.NewProvider(anthropic.Config{
@@ -131,7 +133,31 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	if err := check(req); err != nil {
 		return nil, err
 	}
-	return p.router.Stream(ctx, req)
+	s, err := p.router.Stream(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return publicStream{s, req.Model}, nil
+}
+
+// publicStream reports the public model name in EventStart, as Complete does
+// in its Response.
+type publicStream struct {
+	sluice.Stream
+	model string
+}
+
+func (s publicStream) All() iter.Seq2[sluice.Event, error] {
+	return func(yield func(sluice.Event, error) bool) {
+		for ev, err := range s.Stream.All() {
+			if ev.Type == sluice.EventStart {
+				ev.Model = s.model
+			}
+			if !yield(ev, err) {
+				return
+			}
+		}
+	}
 }
 
 // check validates what every call needs, whoever built the request.

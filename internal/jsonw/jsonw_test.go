@@ -1,0 +1,35 @@
+package jsonw
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// FuzzAppendString checks that the output is what encoding/json writes
+// (without its HTML escaping) and decodes back to the same text.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote \" and \\", "tab\tnl\ncr\r\b\f\x00\x1f", "é ü 漢字 🙂", "\u2028\u2029", "bad \xff utf8", "<a>&"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := AppendString(nil, s)
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if w := bytes.TrimSuffix(want.Bytes(), []byte("\n")); !bytes.Equal(got, w) {
+			t.Fatalf("AppendString(%q) = %s, encoding/json writes %s", s, got, w)
+		}
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("output %s does not decode: %v", got, err)
+		}
+	})
+}
