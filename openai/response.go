@@ -298,6 +298,7 @@ type streamDecoder struct {
 	whole    *Provider // non-nil: the answer is one JSON object, not events
 
 	chunk     wireChunk
+	scratch   []byte // fastChunk's unescaping buffer
 	queue     []sluice.Event
 	qi        int
 	started   bool
@@ -406,11 +407,13 @@ func (d *streamDecoder) begin(id, model string) {
 
 func (d *streamDecoder) decodeChunk(data []byte) error {
 	c := &d.chunk
-	// Reset without freeing: encoding/json decodes into existing elements.
-	clear(c.Choices[:cap(c.Choices)])
-	*c = wireChunk{Choices: c.Choices[:0]}
-	if err := json.Unmarshal(data, c); err != nil {
-		return sluice.WrapError(sluice.CodeUpstreamError, fmt.Errorf("openai provider %s: decode chunk: %w", d.provider, err))
+	if !fastChunk(data, c, &d.scratch) {
+		// Reset without freeing: encoding/json decodes into existing elements.
+		clear(c.Choices[:cap(c.Choices)])
+		*c = wireChunk{Choices: c.Choices[:0]}
+		if err := json.Unmarshal(data, c); err != nil {
+			return sluice.WrapError(sluice.CodeUpstreamError, fmt.Errorf("openai provider %s: decode chunk: %w", d.provider, err))
+		}
 	}
 	if c.Error != nil {
 		return errorEvent(d.provider, c.Error)
