@@ -11,7 +11,7 @@ type Accumulator struct {
 	sig      strings.Builder
 	redacted []Part
 	calls    []Part // by Index
-	args     []strings.Builder
+	args     [][]byte // arguments by Index; not Builders, which must not be copied as the slice grows
 }
 
 // Add folds one event into the response being built.
@@ -32,12 +32,14 @@ func (a *Accumulator) Add(ev Event) {
 		a.thinking.WriteString(ev.Text)
 		a.sig.WriteString(ev.Signature)
 	case EventToolCall:
-		if ev.Index < 0 {
+		// Indexes arrive densely from 0; one past the last starts a new call.
+		// Anything else is ignored rather than growing without bound.
+		if ev.Index < 0 || ev.Index > len(a.calls) {
 			return
 		}
 		for len(a.calls) <= ev.Index {
 			a.calls = append(a.calls, Part{Type: PartToolCall})
-			a.args = append(a.args, strings.Builder{})
+			a.args = append(a.args, nil)
 		}
 		c := &a.calls[ev.Index]
 		if ev.ToolCallID != "" {
@@ -46,7 +48,7 @@ func (a *Accumulator) Add(ev Event) {
 		if ev.ToolName != "" {
 			c.ToolName = ev.ToolName
 		}
-		a.args[ev.Index].WriteString(ev.Arguments)
+		a.args[ev.Index] = append(a.args[ev.Index], ev.Arguments...)
 	case EventUsage:
 		a.resp.Usage = ev.Usage
 	case EventFinish:
@@ -69,7 +71,7 @@ func (a *Accumulator) Response() *Response {
 		parts = append(parts, TextPart(a.text.String()))
 	}
 	for i, c := range a.calls {
-		c.Arguments = a.args[i].String()
+		c.Arguments = string(a.args[i])
 		parts = append(parts, c)
 	}
 	r.Message.Parts = parts

@@ -142,12 +142,12 @@ func AsError(err error) *Error {
 	}
 }
 
-// ErrorCode returns the Code of the first *Error in err's chain, or
-// CodeInternal.
+// ErrorCode returns the code AsError gives err: the Code of the first *Error
+// in its chain, else upstream_timeout for a deadline and internal for the
+// rest. It returns "" for a nil err.
 func ErrorCode(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
+	if err == nil {
+		return ""
 	}
-	return CodeInternal
+	return AsError(err).Code
 }

@@ -26,8 +26,9 @@ func TestCollect(t *testing.T) {
 		{Type: sluice.EventThinking, Signature: "sig"},
 		{Type: sluice.EventText, Text: "Hello"},
 		{Type: sluice.EventText, Text: ", world"},
-		{Type: sluice.EventToolCall, Index: 1, ToolCallID: "c2", ToolName: "b", Arguments: `{"y"`},
 		{Type: sluice.EventToolCall, Index: 0, ToolCallID: "c1", ToolName: "a"},
+		{Type: sluice.EventToolCall, Index: 1, ToolCallID: "c2", ToolName: "b", Arguments: `{"y"`},
+		{Type: sluice.EventToolCall, Index: 1 << 40, ToolCallID: "bogus"}, // not dense: ignored
 		{Type: sluice.EventToolCall, Index: 0, Arguments: `{}`},
 		{Type: sluice.EventToolCall, Index: 1, Arguments: `:1}`},
 		{Type: sluice.EventUsage, Usage: sluice.Usage{InputTokens: 7, OutputTokens: 3}},

@@ -67,8 +67,8 @@ func FromUpstream(ue *UpstreamError) *Error {
 // zero when none is present or parseable. now is the time the answer arrived.
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+		if ms, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			return clampWait(ms * float64(time.Millisecond))
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
@@ -76,15 +76,25 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
+		return clampWait(s * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
+		return clampWait(float64(t.Sub(now)))
 	}
 	return 0
+}
+
+// MaxRetryAfter caps the wait an upstream can ask for.
+const MaxRetryAfter = 24 * time.Hour
+
+// clampWait turns nanoseconds into a wait in [0, MaxRetryAfter]; NaN and
+// negative values are no wait.
+func clampWait(ns float64) time.Duration {
+	if !(ns > 0) {
+		return 0
+	}
+	if ns >= float64(MaxRetryAfter) {
+		return MaxRetryAfter
+	}
+	return time.Duration(ns)
 }

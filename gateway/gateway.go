@@ -24,6 +24,13 @@ import (
 type Options struct {
 	// MaxBodyBytes limits a request body; 0 means 4 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body, so a client that sends it
+	// slowly cannot hold a handler; 0 means 30s.
+	BodyTimeout time.Duration
+	// StreamWriteTimeout bounds each write of a stream to the client: a
+	// client that stops reading for longer is disconnected and its upstream
+	// call cancelled; 0 means 30s.
+	StreamWriteTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -54,6 +61,12 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 30 * time.Second
+	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = 30 * time.Second
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -72,8 +85,9 @@ func NewServer(logger *slog.Logger, p *pipeline.Pipeline, opts Options) http.Han
 // ServeHTTP serves the API.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
-// Drain marks the gateway as shutting down: /readyz answers 503 from now on.
-// In-flight requests go on.
+// Drain marks the gateway as shutting down: /readyz answers 503 from now on,
+// for whoever can still reach it (sluice serve closes its listener at the same
+// moment). In-flight requests go on.
 func (g *Gateway) Drain() { g.draining.Store(true) }
 
 // Abort ends every call still running: its upstream call is cancelled and a

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +31,11 @@ type harness struct {
 
 func newHarness(t testing.TB, opts sim.Options) *harness {
 	t.Helper()
+	return newHarnessWith(t, opts, gateway.Options{})
+}
+
+func newHarnessWith(t testing.TB, opts sim.Options, gwOpts gateway.Options) *harness {
+	t.Helper()
 	up := sim.NewServer(opts)
 	ups := httptest.NewServer(up)
 	t.Cleanup(ups.Close)
@@ -50,7 +56,7 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{}))
+	gw := httptest.NewServer(gateway.NewServer(nil, p, gwOpts))
 	t.Cleanup(gw.Close)
 	return &harness{upstream: up, gw: gw}
 }
@@ -152,5 +158,42 @@ func TestUpstreamErrorIsClientSafe(t *testing.T) {
 				t.Errorf("Retry-After = %q, want 3", resp.Header.Get("Retry-After"))
 			}
 		})
+	}
+}
+
+// TestStalledReaderIsCut checks that a client that stops reading a stream is
+// disconnected after the write timeout and its upstream call released.
+func TestStalledReaderIsCut(t *testing.T) {
+	h := newHarnessWith(t, sim.Options{Tokens: sim.MaxTokens}, gateway.Options{StreamWriteTimeout: 200 * time.Millisecond})
+	resp := h.post(t, t.Context(), "/v1/chat/completions", `{"model":"oa-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// Read nothing: the socket buffers fill, the gateway's write times out,
+	// and the upstream stream must be released while we still hold the
+	// connection open.
+	waitFor(t, "the upstream stream to open", func() bool { return h.upstream.OpenStreams() == 1 })
+	waitFor(t, "the upstream stream to be released", func() bool { return h.upstream.OpenStreams() == 0 })
+}
+
+// TestSlowBodyTimesOut checks that a client sending its body too slowly gets
+// an error instead of holding a handler.
+func TestSlowBodyTimesOut(t *testing.T) {
+	h := newHarnessWith(t, sim.Options{}, gateway.Options{BodyTimeout: 100 * time.Millisecond})
+	conn, err := net.Dial("tcp", h.gw.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "not received in time") {
+		t.Fatalf("status %d body %s", resp.StatusCode, b)
 	}
 }

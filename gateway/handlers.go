@@ -1,13 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/anthropic"
@@ -129,8 +131,13 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		defer s.Close()
 		sse.SetHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
-		enc := d.encoder(sse.NewWriter(w), id, req.Model, created, so)
+		sw := sse.NewWriter(w)
+		enc := d.encoder(sw, id, req.Model, created, so)
+		// Each write must complete within the write timeout: a client that
+		// stops reading is cut off rather than holding the upstream.
+		deadline := func() { sw.SetWriteDeadline(time.Now().Add(g.opts.StreamWriteTimeout)) }
 		for ev, err := range s.All() {
+			deadline()
 			if err != nil {
 				if r.Context().Err() != nil {
 					return // the client left; there is no one to tell
@@ -145,6 +152,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 				return
 			}
 		}
+		deadline()
 		enc.Done()
 	})
 }
@@ -154,26 +162,29 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	if r.ContentLength > g.opts.MaxBodyBytes {
 		return nil, sluice.NewError(sluice.CodeRequestTooLarge, "The request body is larger than "+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes.")
 	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(g.opts.BodyTimeout))
 	rd := http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes)
-	var body []byte
-	var err error
-	if r.ContentLength > 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(rd, body)
-		if err == nil {
-			// Make sure nothing follows the announced length.
-			var one [1]byte
-			if n, _ := rd.Read(one[:]); n > 0 {
-				err = errors.New("body longer than Content-Length")
-			}
-		}
+	// Size the buffer from Content-Length, but reserve no more than 64 KiB
+	// before the bytes arrive.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 512), 64<<10)))
+	_, err := buf.ReadFrom(rd)
+	body := buf.Bytes()
+	if err == nil {
+		rc.SetReadDeadline(time.Time{})
 	} else {
-		body, err = io.ReadAll(rd)
+		// Leave the deadline in place, so that the server's discard of the
+		// unread body cannot wait on this client either, and do not keep
+		// the connection.
+		w.Header().Set("Connection", "close")
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, sluice.NewError(sluice.CodeRequestTooLarge, "The request body is larger than "+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes.")
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Message: "The request body was not received in time.", Err: err}
 		}
 		return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Message: "The request body could not be read.", Err: err}
 	}
@@ -186,6 +197,9 @@ func (g *Gateway) clientError(r *http.Request, err error) *sluice.Error {
 	e := sluice.AsError(err)
 	if g.aborted() {
 		e = &sluice.Error{Code: sluice.CodeOverloaded, Message: "The gateway is shutting down; try again.", Err: err}
+	}
+	if r.Context().Err() != nil {
+		return e // the client left: nobody reads the answer, and it is not our failure
 	}
 	if e.Code.HTTPStatus() >= 500 {
 		g.logError(r, "request failed", e)

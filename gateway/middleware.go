@@ -64,9 +64,12 @@ func (g *Gateway) withRecovery(next http.Handler) http.Handler {
 			}
 			g.logger.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 				slog.String("request_id", requestID(r.Context())), slog.Any("panic", v))
-			if rw.status == 0 {
-				writeErrorFor(rw, r, sluice.NewError(sluice.CodeInternal, sluice.CodeInternal.DefaultMessage()))
+			if rw.status != 0 {
+				// Part of the answer is out: reset the connection so that the
+				// client sees a broken response, not a complete one.
+				panic(http.ErrAbortHandler)
 			}
+			writeErrorFor(rw, r, sluice.NewError(sluice.CodeInternal, sluice.CodeInternal.DefaultMessage()))
 		}()
 		next.ServeHTTP(rw, r)
 	})

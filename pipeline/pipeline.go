@@ -121,8 +121,9 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	if err != nil {
 		return nil, err
 	}
-	resp.Model = req.Model
-	return resp, nil
+	out := *resp // the provider's response may be shared (caches, replays)
+	out.Model = req.Model
+	return &out, nil
 }
 
 // Stream starts a streaming call. It returns once an upstream has accepted the

@@ -94,6 +94,9 @@ func (r *Router) Complete(ctx context.Context, req *sluice.Request) (*sluice.Res
 	var last error
 	for _, t := range rt.Targets {
 		resp, err := t.Provider.Complete(ctx, targetRequest(req, t))
+		if err == nil && resp == nil {
+			err = sluice.WrapError(sluice.CodeInternal, fmt.Errorf("provider %s returned no response and no error", t.ProviderName))
+		}
 		if err == nil {
 			return resp, nil
 		}
@@ -116,6 +119,9 @@ func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream
 	var last error
 	for _, t := range rt.Targets {
 		s, err := t.Provider.Stream(ctx, targetRequest(req, t))
+		if err == nil && s == nil {
+			err = sluice.WrapError(sluice.CodeInternal, fmt.Errorf("provider %s returned no stream and no error", t.ProviderName))
+		}
 		if err == nil {
 			return s, nil
 		}

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,9 +32,9 @@ type Event struct {
 	Retry time.Duration
 }
 
-// ErrLineTooLong is returned by Reader.Next when a line exceeds the reader's
-// limit.
-var ErrLineTooLong = errors.New("sse: line too long")
+// ErrLineTooLong is returned by Reader.Next when a line, or the data of one
+// event, exceeds the reader's limit. The Reader is unusable after it.
+var ErrLineTooLong = errors.New("sse: line or event too long")
 
 // A Reader parses an event stream. It is not safe for concurrent use.
 type Reader struct {
@@ -49,16 +50,20 @@ type Reader struct {
 	prevCR  bool
 }
 
-// DefaultMaxLine is the longest line a Reader accepts unless told otherwise.
+// DefaultMaxLine is the longest line, and the most data of one event, that a
+// Reader accepts unless told otherwise.
 const DefaultMaxLine = 8 << 20
+
+// maxRetry caps the reconnection time a stream may ask for.
+const maxRetry = 24 * time.Hour
 
 // NewReader returns a Reader of r that accepts lines up to DefaultMaxLine.
 func NewReader(r io.Reader) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, 16<<10), max: DefaultMaxLine}
 }
 
-// SetMaxLine sets the longest line accepted; a longer one makes Next return
-// ErrLineTooLong.
+// SetMaxLine sets the longest line accepted, which is also the most data one
+// event may carry; more makes Next return ErrLineTooLong.
 func (r *Reader) SetMaxLine(n int) { r.max = n }
 
 // readLine returns the next line without its terminator (LF, CR or CRLF). The
@@ -148,6 +153,9 @@ func (r *Reader) Next() (Event, error) {
 		}
 		switch string(field) {
 		case "data":
+			if len(r.data)+len(value)+1 > r.max {
+				return Event{}, ErrLineTooLong
+			}
 			if r.hasData {
 				r.data = append(r.data, '\n')
 			}
@@ -161,7 +169,7 @@ func (r *Reader) Next() (Event, error) {
 			}
 		case "retry":
 			if ms, err := strconv.ParseUint(string(value), 10, 63); err == nil {
-				r.retry = time.Duration(ms) * time.Millisecond
+				r.retry = time.Duration(min(ms, uint64(maxRetry/time.Millisecond))) * time.Millisecond
 			}
 		}
 	}
@@ -194,16 +202,17 @@ func SetHeaders(h http.Header) {
 
 // AppendEvent appends the wire form of an event to b: an optional id and event
 // line, the data split into data lines at each line break, and the blank line
-// that dispatches it.
+// that dispatches it. Line breaks (and NUL, in the id) are dropped from id and
+// typ, so neither can inject a field.
 func AppendEvent(b []byte, id, typ string, data []byte) []byte {
 	if id != "" {
 		b = append(b, "id: "...)
-		b = append(b, id...)
+		b = appendField(b, id, "\r\n\x00")
 		b = append(b, '\n')
 	}
 	if typ != "" {
 		b = append(b, "event: "...)
-		b = append(b, typ...)
+		b = appendField(b, typ, "\r\n")
 		b = append(b, '\n')
 	}
 	for {
@@ -224,6 +233,18 @@ func AppendEvent(b []byte, id, typ string, data []byte) []byte {
 	return append(b, '\n')
 }
 
+// appendField appends s without the bytes in drop.
+func appendField(b []byte, s, drop string) []byte {
+	for {
+		i := strings.IndexAny(s, drop)
+		if i < 0 {
+			return append(b, s...)
+		}
+		b = append(b, s[:i]...)
+		s = s[i+1:]
+	}
+}
+
 // WriteEvent writes one event and flushes it.
 func (w *Writer) WriteEvent(typ string, data []byte) error {
 	w.buf = AppendEvent(w.buf[:0], "", typ, data)
@@ -242,7 +263,7 @@ func (w *Writer) WriteComment(text string) error {
 	w.buf = append(w.buf[:0], ':')
 	if text != "" {
 		w.buf = append(w.buf, ' ')
-		w.buf = append(w.buf, text...)
+		w.buf = appendField(w.buf, text, "\r\n")
 	}
 	w.buf = append(w.buf, '\n', '\n')
 	return w.writeFlush()

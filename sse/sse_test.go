@@ -171,3 +171,19 @@ func TestCloseBody(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReaderEventLimit(t *testing.T) {
+	rd := NewReader(strings.NewReader(strings.Repeat("data: 0123456789\n", 20) + "\n"))
+	rd.SetMaxLine(64)
+	if _, err := rd.Next(); !errors.Is(err, ErrLineTooLong) {
+		t.Fatalf("err = %v, want ErrLineTooLong for an event over the limit", err)
+	}
+}
+
+func TestAppendEventNoInjection(t *testing.T) {
+	wire := AppendEvent(nil, "1\ndata: evil\x00", "x\r\nevent: y", []byte("ok"))
+	got, err := readAll(t, bytes.NewReader(wire))
+	if err != nil || len(got) != 1 || got[0].Data != "ok" || got[0].Type != "xevent: y" || got[0].ID != "1data: evil" {
+		t.Fatalf("got %+v, %v from %q", got, err, wire)
+	}
+}

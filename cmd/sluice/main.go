@@ -35,6 +35,9 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, restore the default handling, so a second
+	// Ctrl-C ends the process at once instead of waiting for the drain.
+	context.AfterFunc(ctx, stop)
 	root := &cobra.Command{
 		Use:           "sluice",
 		Short:         "Sluice is an LLM gateway: OpenAI and Anthropic dialects in, any provider out",
