@@ -10,7 +10,7 @@ type Accumulator struct {
 	thinking strings.Builder
 	sig      strings.Builder
 	redacted []Part
-	calls    []Part // by Index
+	calls    []Part   // by Index
 	args     [][]byte // arguments by Index; not Builders, which must not be copied as the slice grows
 }
 

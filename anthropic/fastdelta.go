@@ -2,8 +2,9 @@ package anthropic
 
 import (
 	"bytes"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sluice-gw/sluice/internal/jsonw"
 )
 
 // The Messages API writes most stream events as content block deltas in one
@@ -86,9 +87,7 @@ func fastDelta(data []byte) (index, kind int, value string, ok bool) {
 	return index, kind, s, true
 }
 
-// unquote decodes the body of a JSON string. It refuses (ok false) what
-// encoding/json would repair rather than reject, such as invalid UTF-8 and
-// lone surrogates, so that the caller's fallback gives the same result.
+// unquote decodes the body of a JSON string (see jsonw.AppendUnquoted).
 func unquote(s []byte, escaped bool) (string, bool) {
 	if !escaped {
 		if !utf8.Valid(s) {
@@ -96,78 +95,6 @@ func unquote(s []byte, escaped bool) (string, bool) {
 		}
 		return string(s), true
 	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			b = append(b, c)
-			i++
-			continue
-		}
-		if i+1 >= len(s) {
-			return "", false
-		}
-		switch s[i+1] {
-		case '"', '\\', '/':
-			b = append(b, s[i+1])
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case 'u':
-			r, ok := hex4(s[i+2:])
-			if !ok {
-				return "", false
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				r2, ok := rune(0), false
-				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					r2, ok = hex4(s[i+2:])
-				}
-				r = utf16.DecodeRune(r, r2)
-				if !ok || r == utf8.RuneError {
-					return "", false
-				}
-				i += 6
-			}
-			b = utf8.AppendRune(b, r)
-			continue
-		default:
-			return "", false
-		}
-		i += 2
-	}
-	if !utf8.Valid(b) {
-		return "", false
-	}
-	return string(b), true
-}
-
-// hex4 reads four hex digits.
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	b, ok := jsonw.AppendUnquoted(make([]byte, 0, len(s)), s)
+	return string(b), ok
 }

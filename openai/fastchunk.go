@@ -1,8 +1,9 @@
 package openai
 
 import (
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sluice-gw/sluice/internal/jsonw"
 )
 
 // Most chunks of a streamed answer carry one text delta, in a few shapes that
@@ -257,7 +258,7 @@ func (s *chunkScanner) str() (raw []byte, escaped, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i++
 			case 'u':
-				if _, ok := hex4(s.data[i+2:]); !ok {
+				if _, ok := jsonw.Hex4(s.data[i+2:]); !ok {
 					return nil, false, false
 				}
 				i += 5
@@ -286,7 +287,7 @@ func (s *chunkScanner) text(dst *string, prev string) bool {
 		}
 		return true
 	}
-	b, ok := unquote(s.buf[:0], raw)
+	b, ok := jsonw.AppendUnquoted(s.buf[:0], raw)
 	s.buf = b
 	if !ok {
 		return false
@@ -380,88 +381,4 @@ func digits(d []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// unquote appends the decoded body of a JSON string whose escapes str has
-// checked. It refuses (ok false) what encoding/json would repair rather than
-// reject, invalid UTF-8 and lone surrogates, so that the caller's fallback
-// gives the same result.
-func unquote(b, s []byte) ([]byte, bool) {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c != '\\' {
-			j := i + 1
-			for j < len(s) && s[j] != '\\' {
-				j++
-			}
-			if !utf8.Valid(s[i:j]) {
-				return b, false
-			}
-			b = append(b, s[i:j]...)
-			i = j
-			continue
-		}
-		if i+1 >= len(s) {
-			return b, false
-		}
-		switch s[i+1] {
-		case '"', '\\', '/':
-			b = append(b, s[i+1])
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case 'u':
-			r, ok := hex4(s[i+2:])
-			if !ok {
-				return b, false
-			}
-			i += 6
-			if utf16.IsSurrogate(r) {
-				r2, ok := rune(0), false
-				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					r2, ok = hex4(s[i+2:])
-				}
-				r = utf16.DecodeRune(r, r2)
-				if !ok || r == utf8.RuneError {
-					return b, false
-				}
-				i += 6
-			}
-			b = utf8.AppendRune(b, r)
-			continue
-		default:
-			return b, false
-		}
-		i += 2
-	}
-	return b, true
-}
-
-// hex4 reads four hex digits.
-func hex4(s []byte) (rune, bool) {
-	if len(s) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
 }

@@ -3,7 +3,10 @@
 // without intermediate allocations.
 package jsonw
 
-import "unicode/utf8"
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
 
 const hexDigits = "0123456789abcdef"
 
@@ -61,4 +64,89 @@ func AppendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// AppendUnquoted appends the decoded body of a JSON string (the text between
+// its quotes) to b. The caller's scanner has already checked that s holds no
+// raw quote or control character and that every escape is well formed. It refuses (ok false) what encoding/json would repair rather than
+// reject, invalid UTF-8 and lone surrogates, so that the caller's fallback
+// gives the same result.
+func AppendUnquoted(b, s []byte) ([]byte, bool) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(s) && s[j] != '\\' {
+				j++
+			}
+			if !utf8.Valid(s[i:j]) {
+				return b, false
+			}
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
+		if i+1 >= len(s) {
+			return b, false
+		}
+		switch s[i+1] {
+		case '"', '\\', '/':
+			b = append(b, s[i+1])
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := Hex4(s[i+2:])
+			if !ok {
+				return b, false
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					r2, ok = Hex4(s[i+2:])
+				}
+				r = utf16.DecodeRune(r, r2)
+				if !ok || r == utf8.RuneError {
+					return b, false
+				}
+				i += 6
+			}
+			b = utf8.AppendRune(b, r)
+			continue
+		default:
+			return b, false
+		}
+		i += 2
+	}
+	return b, true
+}
+
+// Hex4 reads the four hex digits of a \u escape.
+func Hex4(s []byte) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }

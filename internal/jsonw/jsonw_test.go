@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 
 	"go.uber.org/goleak"
 )
@@ -30,6 +31,34 @@ func FuzzAppendString(f *testing.F) {
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {
 			t.Fatalf("output %s does not decode: %v", got, err)
+		}
+	})
+}
+
+// FuzzAppendUnquoted checks that unquoting what AppendString wrote gives back
+// the text, and that whatever it accepts, encoding/json decodes the same.
+func FuzzAppendUnquoted(f *testing.F) {
+	for _, s := range []string{"", "plain", `q \" b \\ s \/`, `\u00e9\ud83d\ude42`, `\ud800`, `\n\t\b\f\r`, "bad \xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if utf8.ValidString(s) {
+			q := AppendString(nil, s)
+			got, ok := AppendUnquoted(nil, q[1:len(q)-1])
+			if !ok || string(got) != s {
+				t.Fatalf("round trip of %q: %q, %v", s, got, ok)
+			}
+		}
+		got, ok := AppendUnquoted(nil, []byte(s))
+		if !ok {
+			return
+		}
+		var want string
+		if err := json.Unmarshal([]byte(`"`+s+`"`), &want); err != nil {
+			return // not a string body: the caller's scanner refuses it first
+		}
+		if want != string(got) {
+			t.Fatalf("AppendUnquoted(%q) = %q, encoding/json: %q", s, got, want)
 		}
 	})
 }
