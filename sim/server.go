@@ -85,28 +85,95 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request) ([]byte, *http.
 	return body, r, nil
 }
 
-func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+// simDialect is what a handler needs of one upstream API.
+type simDialect struct {
+	idPrefix     string
+	decode       func(body []byte) (*sluice.Request, bool, error) // the request, and whether a stream reports usage
+	marshal      func(*sluice.Response) ([]byte, error)
+	marshalError func(*sluice.Error) []byte
+	encoder      func(w *sse.Writer, id, model string, includeUsage bool) simEncoder
+}
+
+// simEncoder writes one stream in a dialect. Done ends it after the last
+// event; Anthropic's ends with its finish event, so its Done writes nothing.
+type simEncoder interface {
+	Event(sluice.Event) error
+	Error(*sluice.Error) error
+	Done() error
+}
+
+var openaiSim = &simDialect{
+	idPrefix: "chatcmpl-",
+	decode: func(body []byte) (*sluice.Request, bool, error) {
+		req, opts, err := openai.DecodeRequest(body)
+		return req, opts.IncludeUsage, err
+	},
+	marshal:      openai.MarshalResponse,
+	marshalError: openai.MarshalError,
+	encoder: func(w *sse.Writer, id, model string, includeUsage bool) simEncoder {
+		return openai.NewStreamEncoder(w, id, model, time.Now().Unix(), includeUsage)
+	},
+}
+
+var anthropicSim = &simDialect{
+	idPrefix: "msg_",
+	decode: func(body []byte) (*sluice.Request, bool, error) {
+		req, err := anthropic.DecodeRequest(body)
+		return req, false, err
+	},
+	marshal:      anthropic.MarshalResponse,
+	marshalError: anthropic.MarshalError,
+	encoder: func(w *sse.Writer, id, model string, _ bool) simEncoder {
+		return &anthropicSimEncoder{StreamEncoder: anthropic.NewStreamEncoder(w, id, model)}
+	},
+}
+
+// anthropicSimEncoder sends a ping after the first event, as the real API
+// does early in every stream.
+type anthropicSimEncoder struct {
+	*anthropic.StreamEncoder
+	pinged bool
+}
+
+func (e *anthropicSimEncoder) Event(ev sluice.Event) error {
+	if err := e.StreamEncoder.Event(ev); err != nil {
+		return err
+	}
+	if !e.pinged {
+		e.pinged = true
+		return e.Ping()
+	}
+	return nil
+}
+
+func (e *anthropicSimEncoder) Done() error { return nil }
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request)     { s.serve(w, r, openaiSim) }
+func (s *Server) messages(w http.ResponseWriter, r *http.Request) { s.serve(w, r, anthropicSim) }
+
+// serve answers one call in dialect d, as JSON or as a stream.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, d *simDialect) {
 	body, r, err := s.request(w, r)
 	if err != nil {
-		writeUpstreamError(w, err, openai.MarshalError)
+		writeUpstreamError(w, err, d.marshalError)
 		return
 	}
-	req, opts, err := openai.DecodeRequest(body)
+	req, includeUsage, err := d.decode(body)
 	if err != nil {
-		writeUpstreamError(w, err, openai.MarshalError)
+		writeUpstreamError(w, err, d.marshalError)
 		return
 	}
 	ctx := r.Context()
 	if !req.Stream {
 		resp, err := s.p.Complete(ctx, req)
 		if err != nil {
-			writeUpstreamError(w, err, openai.MarshalError)
+			writeUpstreamError(w, err, d.marshalError)
 			return
 		}
-		resp.ID = "chatcmpl-" + resp.ID
-		b, err := openai.MarshalResponse(resp)
+		resp.ID = d.idPrefix + resp.ID
+		b, err := d.marshal(resp)
 		if err != nil {
-			writeUpstreamError(w, err, openai.MarshalError)
+			writeUpstreamError(w, err, d.marshalError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -115,13 +182,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	st, err := s.p.Stream(ctx, req)
 	if err != nil {
-		writeUpstreamError(w, err, openai.MarshalError)
+		writeUpstreamError(w, err, d.marshalError)
 		return
 	}
 	defer st.Close()
 	sse.SetHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	enc := openai.NewStreamEncoder(sse.NewWriter(w), "chatcmpl-"+randomID(), req.Model, time.Now().Unix(), opts.IncludeUsage)
+	enc := d.encoder(sse.NewWriter(w), d.idPrefix+randomID(), req.Model, includeUsage)
 	for ev, err := range st.All() {
 		if err != nil {
 			s.streamFailure(err, func(e *sluice.Error) { enc.Error(e) })
@@ -132,62 +199,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	enc.Done()
-}
-
-func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
-	body, r, err := s.request(w, r)
-	if err != nil {
-		writeUpstreamError(w, err, anthropic.MarshalError)
-		return
-	}
-	req, err := anthropic.DecodeRequest(body)
-	if err != nil {
-		writeUpstreamError(w, err, anthropic.MarshalError)
-		return
-	}
-	ctx := r.Context()
-	if !req.Stream {
-		resp, err := s.p.Complete(ctx, req)
-		if err != nil {
-			writeUpstreamError(w, err, anthropic.MarshalError)
-			return
-		}
-		resp.ID = "msg_" + resp.ID
-		b, err := anthropic.MarshalResponse(resp)
-		if err != nil {
-			writeUpstreamError(w, err, anthropic.MarshalError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(b)
-		return
-	}
-	st, err := s.p.Stream(ctx, req)
-	if err != nil {
-		writeUpstreamError(w, err, anthropic.MarshalError)
-		return
-	}
-	defer st.Close()
-	sse.SetHeaders(w.Header())
-	w.WriteHeader(http.StatusOK)
-	enc := anthropic.NewStreamEncoder(sse.NewWriter(w), "msg_"+randomID(), req.Model)
-	first := true
-	for ev, err := range st.All() {
-		if err != nil {
-			s.streamFailure(err, func(e *sluice.Error) { enc.Error(e) })
-			return
-		}
-		if err := enc.Event(ev); err != nil {
-			return
-		}
-		if first {
-			first = false
-			// The real API sends a ping early in every stream.
-			if err := enc.Ping(); err != nil {
-				return
-			}
-		}
-	}
 }
 
 // streamFailure ends a stream the way the fault asks: a dropped connection is
