@@ -92,17 +92,7 @@ func MarshalResponse(resp *sluice.Response) ([]byte, error) {
 			b = append(b, ',')
 		}
 		n++
-		b = append(b, `{"id":`...)
-		b = appendString(b, p.ToolCallID)
-		b = append(b, `,"type":"function","function":{"name":`...)
-		b = appendString(b, p.ToolName)
-		b = append(b, `,"arguments":`...)
-		args := p.Arguments
-		if args == "" {
-			args = "{}"
-		}
-		b = appendString(b, args)
-		b = append(b, "}}"...)
+		b = appendToolCall(b, p)
 	}
 	if n > 0 {
 		b = append(b, ']')
@@ -238,4 +228,21 @@ func MarshalModels(names []string, created int64, ownedBy string) []byte {
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+// appendToolCall appends one tool_calls entry of an assistant message: the
+// call's id, its function name and its arguments as a JSON string ("{}" when
+// empty).
+func appendToolCall(b []byte, p *sluice.Part) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, p.ToolCallID)
+	b = append(b, `,"type":"function","function":{"name":`...)
+	b = appendString(b, p.ToolName)
+	b = append(b, `,"arguments":`...)
+	args := p.Arguments
+	if args == "" {
+		args = "{}"
+	}
+	b = appendString(b, args)
+	return append(b, "}}"...)
 }

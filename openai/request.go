@@ -370,17 +370,7 @@ func appendAssistant(b []byte, m *sluice.Message) ([]byte, error) {
 				b = append(b, ',')
 			}
 			k++
-			b = append(b, `{"id":`...)
-			b = appendString(b, p.ToolCallID)
-			b = append(b, `,"type":"function","function":{"name":`...)
-			b = appendString(b, p.ToolName)
-			b = append(b, `,"arguments":`...)
-			args := p.Arguments
-			if args == "" {
-				args = "{}"
-			}
-			b = appendString(b, args)
-			b = append(b, "}}"...)
+			b = appendToolCall(b, p)
 		}
 		b = append(b, ']')
 	}
