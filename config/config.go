@@ -41,6 +41,12 @@ const (
 	// DefaultAnthropicMaxTokens is max_tokens_default for anthropic providers
 	// that set none: the Anthropic API requires max_tokens on every call.
 	DefaultAnthropicMaxTokens = 4096
+
+	// The default deadlines of an upstream call (see Timeouts).
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultFirstTokenTimeout = 2 * time.Minute
+	DefaultIdleTimeout       = time.Minute
+	DefaultTotalTimeout      = 10 * time.Minute
 )
 
 // The provider types.
@@ -96,6 +102,41 @@ type Provider struct {
 	// Tokens is the simulator's answer length in tokens (type sim only);
 	// zero means 24.
 	Tokens int `yaml:"tokens"`
+	// Timeouts are the deadlines of every call to this provider; a zero
+	// field means its default (connect 10s, first_token 2m, idle 1m, total
+	// 10m).
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Timeouts are the deadlines of one upstream call. Whichever fires first ends
+// the call with upstream_timeout.
+type Timeouts struct {
+	// Connect bounds establishing the connection to the upstream.
+	Connect Duration `yaml:"connect"`
+	// FirstToken bounds the wait from the start of a call to the first
+	// content of a stream.
+	FirstToken Duration `yaml:"first_token"`
+	// Idle bounds the gap between two events of a stream.
+	Idle Duration `yaml:"idle"`
+	// Total bounds the whole call, stream included.
+	Total Duration `yaml:"total"`
+}
+
+// Or returns t with its zero fields taken from def.
+func (t Timeouts) Or(def Timeouts) Timeouts {
+	if t.Connect == 0 {
+		t.Connect = def.Connect
+	}
+	if t.FirstToken == 0 {
+		t.FirstToken = def.FirstToken
+	}
+	if t.Idle == 0 {
+		t.Idle = def.Idle
+	}
+	if t.Total == 0 {
+		t.Total = def.Total
+	}
+	return t
 }
 
 // Model maps a public model name to the targets that serve it.
@@ -105,6 +146,9 @@ type Model struct {
 	// Targets are tried in order: the first is the primary, the rest are
 	// fallbacks. At least one.
 	Targets []Target `yaml:"targets"`
+	// Timeouts override, field by field, the timeouts of each target's
+	// provider for this model; a zero field keeps the provider's.
+	Timeouts Timeouts `yaml:"timeouts"`
 }
 
 // Target is one provider and the model name it knows the model by.
@@ -370,8 +414,13 @@ func (c *Config) applyDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	defaults := Timeouts{
+		Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(DefaultFirstTokenTimeout),
+		Idle: Duration(DefaultIdleTimeout), Total: Duration(DefaultTotalTimeout),
+	}
 	for i := range c.Providers {
 		p := &c.Providers[i]
+		p.Timeouts = p.Timeouts.Or(defaults)
 		switch p.Type {
 		case TypeOpenAI:
 			if p.BaseURL == "" {
@@ -448,6 +497,7 @@ func (c *Config) Validate() error {
 		if p.Tokens < 0 {
 			v.add("must not be negative", append(at, "tokens")...)
 		}
+		checkTimeouts(&v, p.Timeouts, at)
 	}
 	if len(c.Models) == 0 {
 		v.add("at least one model is required", "models")
@@ -465,6 +515,7 @@ func (c *Config) Validate() error {
 		if len(m.Targets) == 0 {
 			v.add("at least one target is required", append(at, "targets")...)
 		}
+		checkTimeouts(&v, m.Timeouts, at)
 		for k, t := range m.Targets {
 			tat := append(at, "targets", k)
 			if t.Provider == "" {
@@ -778,4 +829,16 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkTimeouts reports negative timeouts under at.
+func checkTimeouts(v *validator, t Timeouts, at []any) {
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"connect", t.Connect}, {"first_token", t.FirstToken}, {"idle", t.Idle}, {"total", t.Total}} {
+		if f.d < 0 {
+			v.add("must not be negative", append(append([]any(nil), at...), "timeouts", f.name)...)
+		}
+	}
 }

@@ -33,6 +33,15 @@ models:
     targets: [{provider: s, model: m}]
 `
 
+// defaultTimeouts are the timeouts a provider gets when it sets none.
+var defaultTimeouts = Timeouts{
+	Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(DefaultFirstTokenTimeout),
+	Idle: Duration(DefaultIdleTimeout), Total: Duration(DefaultTotalTimeout),
+}
+
+// with returns t with the non-zero fields of over.
+func (t Timeouts) with(over Timeouts) Timeouts { return over.Or(t) }
+
 func TestParseGood(t *testing.T) {
 	tests := []struct {
 		name string
@@ -51,6 +60,7 @@ providers:
     base_url: https://api.openai.com/v1
     api_key: ${OPENAI_API_KEY}
     headers: {X-Org: abc}
+    timeouts: {first_token: 30s}
   - name: claude
     type: anthropic
     api_key: ${ANTHROPIC_API_KEY}
@@ -66,6 +76,7 @@ models:
         model: claude-haiku-4-5
   - name: cheap
     targets: [{provider: local, model: llama3}]
+    timeouts: {idle: 5s}
 `,
 			env: map[string]string{"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-ant"},
 			want: &Config{
@@ -73,13 +84,13 @@ models:
 				DrainTimeout: Duration(30 * time.Second),
 				MaxBodyBytes: 1 << 20,
 				Providers: []Provider{
-					{Name: "main", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "sk-1", Headers: map[string]string{"X-Org": "abc"}},
-					{Name: "claude", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, APIKey: "sk-ant", MaxTokensDefault: 8192},
-					{Name: "local", Type: "openai", BaseURL: "http://127.0.0.1:11434/v1"},
+					{Name: "main", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "sk-1", Headers: map[string]string{"X-Org": "abc"}, Timeouts: defaultTimeouts.with(Timeouts{FirstToken: Duration(30 * time.Second)})},
+					{Name: "claude", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, APIKey: "sk-ant", MaxTokensDefault: 8192, Timeouts: defaultTimeouts},
+					{Name: "local", Type: "openai", BaseURL: "http://127.0.0.1:11434/v1", Timeouts: defaultTimeouts},
 				},
 				Models: []Model{
 					{Name: "smart", Targets: []Target{{"main", "gpt-4o-mini"}, {"claude", "claude-haiku-4-5"}}},
-					{Name: "cheap", Targets: []Target{{"local", "llama3"}}},
+					{Name: "cheap", Targets: []Target{{"local", "llama3"}}, Timeouts: Timeouts{Idle: Duration(5 * time.Second)}},
 				},
 			},
 		},
@@ -97,8 +108,8 @@ models:
 				DrainTimeout: Duration(DefaultDrainTimeout),
 				MaxBodyBytes: DefaultMaxBodyBytes,
 				Providers: []Provider{
-					{Name: "o", Type: "openai", BaseURL: DefaultOpenAIBaseURL},
-					{Name: "a", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, MaxTokensDefault: DefaultAnthropicMaxTokens},
+					{Name: "o", Type: "openai", BaseURL: DefaultOpenAIBaseURL, Timeouts: defaultTimeouts},
+					{Name: "a", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, MaxTokensDefault: DefaultAnthropicMaxTokens, Timeouts: defaultTimeouts},
 				},
 				Models: []Model{{Name: "m", Targets: []Target{{"o", "x"}}}},
 			},
@@ -110,7 +121,7 @@ models:
 				Listen:       ":0",
 				DrainTimeout: Duration(DefaultDrainTimeout),
 				MaxBodyBytes: DefaultMaxBodyBytes,
-				Providers:    []Provider{{Name: "s", Type: "sim"}},
+				Providers:    []Provider{{Name: "s", Type: "sim", Timeouts: defaultTimeouts}},
 				Models:       []Model{{Name: "m", Targets: []Target{{"s", "m"}}}},
 			},
 		},
@@ -128,7 +139,7 @@ models:
 				Listen:       DefaultListen,
 				DrainTimeout: Duration(DefaultDrainTimeout),
 				MaxBodyBytes: DefaultMaxBodyBytes,
-				Providers:    []Provider{{Name: "s", Type: "sim"}},
+				Providers:    []Provider{{Name: "s", Type: "sim", Timeouts: defaultTimeouts}},
 				Models: []Model{
 					{Name: "a", Targets: []Target{{"s", "m"}}},
 					{Name: "b", Targets: []Target{{"s", "m"}}},
@@ -790,4 +801,16 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("parsed config does not validate: %v", err)
 		}
 	})
+}
+
+func TestNegativeTimeouts(t *testing.T) {
+	_, err := Parse([]byte("providers:\n  - {name: s, type: sim, timeouts: {idle: -1s}}\nmodels:\n  - {name: m, targets: [{provider: s, model: m}], timeouts: {total: -2s}}\n"), envFunc(nil))
+	if err == nil {
+		t.Fatal("negative timeouts accepted")
+	}
+	for _, want := range []string{"providers[0].timeouts.idle", "models[0].timeouts.total", "2:37:", "4:62:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
 }

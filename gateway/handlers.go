@@ -129,32 +129,71 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			return
 		}
 		defer s.Close()
-		sse.SetHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		sw := sse.NewWriter(w)
-		enc := d.encoder(sw, id, req.Model, created, so)
-		// Each write must complete within the write timeout: a client that
-		// stops reading is cut off rather than holding the upstream.
-		deadline := func() { sw.SetWriteDeadline(time.Now().Add(g.opts.StreamWriteTimeout)) }
+		// Nothing is written until the first content (or the finish): an
+		// upstream that fails or times out before its first token gets a
+		// plain error answer, not a stream that ends at once. The events
+		// before it (the start) wait in held.
+		var (
+			enc      streamEncoder
+			sw       *sse.Writer
+			held     [2]sluice.Event
+			nHeld    int
+			deadline = func() { sw.SetWriteDeadline(time.Now().Add(g.opts.StreamWriteTimeout)) }
+		)
 		for ev, err := range s.All() {
-			deadline()
 			if err != nil {
 				if r.Context().Err() != nil {
 					return // the client left; there is no one to tell
 				}
+				if enc == nil {
+					d.writeError(w, g.clientError(r, err))
+					return
+				}
+				deadline()
 				e := g.streamError(err)
 				g.logError(r, "stream ended with an error", e)
 				enc.Error(e)
 				return
 			}
+			if enc == nil {
+				if !committing(ev.Type) && nHeld < len(held) {
+					held[nHeld] = ev
+					nHeld++
+					continue
+				}
+				sse.SetHeaders(w.Header())
+				w.WriteHeader(http.StatusOK)
+				sw = sse.NewWriter(w)
+				enc = d.encoder(sw, id, req.Model, created, so)
+				for _, h := range held[:nHeld] {
+					deadline()
+					if err := enc.Event(h); err != nil {
+						return
+					}
+				}
+			}
+			// Each write must complete within the write timeout: a client
+			// that stops reading is cut off rather than holding the upstream.
+			deadline()
 			if err := enc.Event(ev); err != nil {
 				// The client went away; leaving the loop releases the upstream.
 				return
 			}
 		}
+		if enc == nil {
+			// A stream that ended without content or finish is malformed.
+			d.writeError(w, g.clientError(r, sluice.WrapError(sluice.CodeUpstreamError, errors.New("upstream stream ended without an answer"))))
+			return
+		}
 		deadline()
 		enc.Done()
 	})
+}
+
+// committing reports whether an event of type t is content or the end of an
+// answer, which commits the response to a stream.
+func committing(t sluice.EventType) bool {
+	return t != sluice.EventStart && t != sluice.EventUsage
 }
 
 // readBody reads the whole request body within the size limit.

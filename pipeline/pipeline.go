@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/anthropic"
@@ -49,21 +51,53 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger}
-	for _, pc := range cfg.Providers {
-		prov, err := newProvider(pc, opts.HTTPClient)
+	type instance struct {
+		name    string
+		connect config.Duration
+	}
+	// A provider has one instance per connect timeout it is used with (the
+	// timeout lives in its HTTP transport); most have exactly one.
+	instances := map[instance]sluice.Provider{}
+	configs := map[string]config.Provider{}
+	get := func(pc config.Provider, connect config.Duration) (sluice.Provider, error) {
+		if pc.Type == config.TypeSim {
+			connect = 0 // no connection to make: one instance
+		}
+		key := instance{pc.Name, connect}
+		if prov, ok := instances[key]; ok {
+			return prov, nil
+		}
+		prov, err := newProvider(pc, httpClient(opts.HTTPClient, connect.D()))
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: provider %q: %w", pc.Name, err)
 		}
+		instances[key] = prov
+		return prov, nil
+	}
+	for _, pc := range cfg.Providers {
+		prov, err := get(pc, pc.Timeouts.Connect)
+		if err != nil {
+			return nil, err
+		}
 		p.providers[pc.Name] = prov
+		configs[pc.Name] = pc
 	}
 	routes := make([]router.Route, 0, len(cfg.Models))
 	for _, m := range cfg.Models {
 		rt := router.Route{Name: m.Name}
 		for _, t := range m.Targets {
-			prov, ok := p.providers[t.Provider]
+			pc, ok := configs[t.Provider]
 			if !ok {
 				return nil, fmt.Errorf("pipeline: model %q: unknown provider %q", m.Name, t.Provider)
 			}
+			to := m.Timeouts.Or(pc.Timeouts)
+			prov, err := get(pc, to.Connect)
+			if err != nil {
+				return nil, err
+			}
+			prov = router.WithTimeouts(prov, router.Timeouts{
+				Connect: to.Connect.D(), FirstToken: to.FirstToken.D(), Idle: to.Idle.D(), Total: to.Total.D(),
+			})
 			rt.Targets = append(rt.Targets, router.Target{ProviderName: t.Provider, Provider: prov, Model: t.Model})
 		}
 		routes = append(routes, rt)
@@ -74,6 +108,23 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	}
 	p.router = r
 	return p, nil
+}
+
+// httpClient returns the client for upstream calls: the caller's own when
+// given (its transport then owns the connect timeout), else nil (each
+// provider's shared default) when there is no connect timeout, else a client
+// whose dialer gives up after connect.
+func httpClient(given *http.Client, connect time.Duration) *http.Client {
+	if given != nil || connect <= 0 {
+		return given
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = connect
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t}
 }
 
 // newProvider builds one provider from its config: a plain switch on the type,

@@ -1,0 +1,181 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice"
+)
+
+// Timeouts are the deadlines of one upstream call. A zero field means no
+// deadline of that kind. Connect is applied by the provider's HTTP transport;
+// the others are enforced by WithTimeouts.
+type Timeouts struct {
+	// Connect bounds establishing the connection to the upstream.
+	Connect time.Duration
+	// FirstToken bounds the wait from the start of the call to the first
+	// content event of a stream (text, tool call or thinking).
+	FirstToken time.Duration
+	// Idle bounds the gap between two events of a stream.
+	Idle time.Duration
+	// Total bounds the whole call, stream included.
+	Total time.Duration
+}
+
+// errDeadline is the cause of a call ended by one of its Timeouts.
+type errDeadline struct{ which string }
+
+func (e *errDeadline) Error() string { return "upstream " + e.which + " deadline exceeded" }
+
+// timeoutError is the client-safe error of a call ended by a deadline.
+func timeoutError(cause error) *sluice.Error {
+	return &sluice.Error{Code: sluice.CodeUpstreamTimeout, Message: sluice.CodeUpstreamTimeout.DefaultMessage(), Err: cause}
+}
+
+// WithTimeouts wraps p so that each call obeys t (but Connect, which belongs
+// to the transport). Whichever deadline fires first cancels the upstream
+// call, which releases its connection, and the call fails with
+// upstream_timeout: from Complete or Stream before the first event, as the
+// stream's error after it.
+func WithTimeouts(p sluice.Provider, t Timeouts) sluice.Provider {
+	if t.FirstToken <= 0 && t.Idle <= 0 && t.Total <= 0 {
+		return p
+	}
+	return &timeoutProvider{p: p, t: t}
+}
+
+type timeoutProvider struct {
+	p sluice.Provider
+	t Timeouts
+}
+
+// deadlineCause returns the deadline that ended ctx, or nil.
+func deadlineCause(ctx context.Context) error {
+	var d *errDeadline
+	if cause := context.Cause(ctx); errors.As(cause, &d) {
+		return d
+	}
+	return nil
+}
+
+func (tp *timeoutProvider) Complete(ctx context.Context, req *sluice.Request) (*sluice.Response, error) {
+	if tp.t.Total <= 0 {
+		return tp.p.Complete(ctx, req)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, tp.t.Total, &errDeadline{"total"})
+	defer cancel()
+	resp, err := tp.p.Complete(ctx, req)
+	if err != nil {
+		if d := deadlineCause(ctx); d != nil {
+			return nil, timeoutError(fmt.Errorf("%w: %w", d, err))
+		}
+	}
+	return resp, err
+}
+
+func (tp *timeoutProvider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	ts := &timedStream{cancel: cancel, t: tp.t, ctx: ctx}
+	if tp.t.Total > 0 {
+		ts.total = time.AfterFunc(tp.t.Total, func() { cancel(&errDeadline{"total"}) })
+	}
+	// The first-token deadline runs from the start of the call.
+	ts.arm(tp.t.FirstToken, "first token")
+	s, err := tp.p.Stream(ctx, req)
+	if err != nil {
+		d := deadlineCause(ctx)
+		ts.stop()
+		if d != nil {
+			return nil, timeoutError(fmt.Errorf("%w: %w", d, err))
+		}
+		return nil, err
+	}
+	ts.s = s
+	return ts, nil
+}
+
+// A timedStream ends its upstream stream when a deadline fires.
+type timedStream struct {
+	s      sluice.Stream
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	t      Timeouts
+
+	mu    sync.Mutex
+	timer *time.Timer // the first-token or idle deadline
+	total *time.Timer
+	once  sync.Once
+}
+
+// arm (re)starts the event deadline: d from now, named which.
+func (ts *timedStream) arm(d time.Duration, which string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.timer != nil {
+		ts.timer.Stop()
+		ts.timer = nil
+	}
+	if d > 0 {
+		ts.timer = time.AfterFunc(d, func() { ts.cancel(&errDeadline{which}) })
+	}
+}
+
+// stop stops every timer and releases the call's context.
+func (ts *timedStream) stop() {
+	ts.once.Do(func() {
+		ts.mu.Lock()
+		if ts.timer != nil {
+			ts.timer.Stop()
+		}
+		ts.mu.Unlock()
+		if ts.total != nil {
+			ts.total.Stop()
+		}
+		ts.cancel(context.Canceled)
+	})
+}
+
+func (ts *timedStream) All() iter.Seq2[sluice.Event, error] {
+	return func(yield func(sluice.Event, error) bool) {
+		defer ts.stop()
+		content := false
+		for ev, err := range ts.s.All() {
+			if err != nil {
+				if d := deadlineCause(ts.ctx); d != nil {
+					err = timeoutError(fmt.Errorf("%w: %w", d, err))
+				}
+				yield(ev, err)
+				return
+			}
+			switch ev.Type {
+			case sluice.EventText, sluice.EventToolCall, sluice.EventThinking:
+				content = true
+			}
+			if !content {
+				// Still waiting for the first token: its deadline runs on.
+				if !yield(ev, nil) {
+					return
+				}
+				continue
+			}
+			// The time the caller takes with an event (writing it to a slow
+			// client) is not the upstream's idleness: pause the deadline
+			// while it holds the event.
+			ts.arm(0, "")
+			if !yield(ev, nil) {
+				return
+			}
+			ts.arm(ts.t.Idle, "idle")
+		}
+	}
+}
+
+func (ts *timedStream) Close() error {
+	err := ts.s.Close()
+	ts.stop()
+	return err
+}
