@@ -36,6 +36,9 @@ const (
 	DefaultDrainTimeout = 10 * time.Second
 	DefaultMaxBodyBytes = 4 << 20 // 4 MiB
 
+	DefaultHeartbeat          = 15 * time.Second
+	DefaultStreamWriteTimeout = 30 * time.Second
+
 	DefaultOpenAIBaseURL    = "https://api.openai.com/v1"
 	DefaultAnthropicBaseURL = "https://api.anthropic.com"
 	// DefaultAnthropicMaxTokens is max_tokens_default for anthropic providers
@@ -65,6 +68,8 @@ type Config struct {
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// MaxBodyBytes limits a request body. Default 4 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Streams tunes streamed answers to clients.
+	Streams Streams `yaml:"streams"`
 	// Providers are the upstream APIs, by name.
 	Providers []Provider `yaml:"providers"`
 	// Models are the public model names clients ask for, each routed to an
@@ -106,6 +111,18 @@ type Provider struct {
 	// field means its default (connect 10s, first_token 2m, idle 1m, total
 	// 10m).
 	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Streams tunes streamed answers to clients.
+type Streams struct {
+	// Heartbeat is the longest silence on an open stream before the gateway
+	// writes an SSE comment line, which clients ignore and proxies see as
+	// traffic. Default 15s.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// WriteTimeout bounds each write to a client: one that stops reading
+	// for longer is disconnected and its upstream call cancelled. Default
+	// 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
 // Timeouts are the deadlines of one upstream call. Whichever fires first ends
@@ -414,6 +431,12 @@ func (c *Config) applyDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.Streams.Heartbeat == 0 {
+		c.Streams.Heartbeat = Duration(DefaultHeartbeat)
+	}
+	if c.Streams.WriteTimeout == 0 {
+		c.Streams.WriteTimeout = Duration(DefaultStreamWriteTimeout)
+	}
 	defaults := Timeouts{
 		Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(DefaultFirstTokenTimeout),
 		Idle: Duration(DefaultIdleTimeout), Total: Duration(DefaultTotalTimeout),
@@ -448,6 +471,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		v.add("must not be negative", "drain_timeout")
+	}
+	if c.Streams.Heartbeat < 0 {
+		v.add("must not be negative", "streams", "heartbeat")
+	}
+	if c.Streams.WriteTimeout < 0 {
+		v.add("must not be negative", "streams", "write_timeout")
 	}
 	if c.MaxBodyBytes < 0 {
 		v.add("must not be negative", "max_body_bytes")

@@ -33,6 +33,9 @@ models:
     targets: [{provider: s, model: m}]
 `
 
+// defaultStreams are the stream settings when none are set.
+var defaultStreams = Streams{Heartbeat: Duration(DefaultHeartbeat), WriteTimeout: Duration(DefaultStreamWriteTimeout)}
+
 // defaultTimeouts are the timeouts a provider gets when it sets none.
 var defaultTimeouts = Timeouts{
 	Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(DefaultFirstTokenTimeout),
@@ -83,6 +86,7 @@ models:
 				Listen:       "0.0.0.0:9000",
 				DrainTimeout: Duration(30 * time.Second),
 				MaxBodyBytes: 1 << 20,
+				Streams:      defaultStreams,
 				Providers: []Provider{
 					{Name: "main", Type: "openai", BaseURL: "https://api.openai.com/v1", APIKey: "sk-1", Headers: map[string]string{"X-Org": "abc"}, Timeouts: defaultTimeouts.with(Timeouts{FirstToken: Duration(30 * time.Second)})},
 					{Name: "claude", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, APIKey: "sk-ant", MaxTokensDefault: 8192, Timeouts: defaultTimeouts},
@@ -107,6 +111,7 @@ models:
 				Listen:       DefaultListen,
 				DrainTimeout: Duration(DefaultDrainTimeout),
 				MaxBodyBytes: DefaultMaxBodyBytes,
+				Streams:      defaultStreams,
 				Providers: []Provider{
 					{Name: "o", Type: "openai", BaseURL: DefaultOpenAIBaseURL, Timeouts: defaultTimeouts},
 					{Name: "a", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, MaxTokensDefault: DefaultAnthropicMaxTokens, Timeouts: defaultTimeouts},
@@ -121,6 +126,7 @@ models:
 				Listen:       ":0",
 				DrainTimeout: Duration(DefaultDrainTimeout),
 				MaxBodyBytes: DefaultMaxBodyBytes,
+				Streams:      defaultStreams,
 				Providers:    []Provider{{Name: "s", Type: "sim", Timeouts: defaultTimeouts}},
 				Models:       []Model{{Name: "m", Targets: []Target{{"s", "m"}}}},
 			},
@@ -139,6 +145,7 @@ models:
 				Listen:       DefaultListen,
 				DrainTimeout: Duration(DefaultDrainTimeout),
 				MaxBodyBytes: DefaultMaxBodyBytes,
+				Streams:      defaultStreams,
 				Providers:    []Provider{{Name: "s", Type: "sim", Timeouts: defaultTimeouts}},
 				Models: []Model{
 					{Name: "a", Targets: []Target{{"s", "m"}}},

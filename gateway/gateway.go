@@ -31,6 +31,10 @@ type Options struct {
 	// client that stops reading for longer is disconnected and its upstream
 	// call cancelled; 0 means 30s.
 	StreamWriteTimeout time.Duration
+	// Heartbeat is the longest silence on an open stream: after it the
+	// gateway writes an SSE comment, which clients ignore and proxies take as
+	// traffic. 0 means 15s; negative turns heartbeats off.
+	Heartbeat time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -66,6 +70,9 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	}
 	if opts.StreamWriteTimeout <= 0 {
 		opts.StreamWriteTimeout = 30 * time.Second
+	}
+	if opts.Heartbeat == 0 {
+		opts.Heartbeat = 15 * time.Second
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice"
@@ -138,7 +140,8 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			sw       *sse.Writer
 			held     [2]sluice.Event
 			nHeld    int
-			deadline = func() { sw.SetWriteDeadline(time.Now().Add(g.opts.StreamWriteTimeout)) }
+			wt       writeTimer
+			deadline = func() { wt.extend(time.Now()) }
 		)
 		for ev, err := range s.All() {
 			if err != nil {
@@ -165,6 +168,9 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 				w.WriteHeader(http.StatusOK)
 				sw = sse.NewWriter(w)
 				enc = d.encoder(sw, id, req.Model, created, so)
+				wt = writeTimer{sw: sw, timeout: g.opts.StreamWriteTimeout}
+				stop := g.heartbeat(sw, &wt)
+				defer stop()
 				for _, h := range held[:nHeld] {
 					deadline()
 					if err := enc.Event(h); err != nil {
@@ -179,6 +185,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 				// The client went away; leaving the loop releases the upstream.
 				return
 			}
+			wt.wrote()
 		}
 		if enc == nil {
 			// A stream that ended without content or finish is malformed.
@@ -188,6 +195,68 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		deadline()
 		enc.Done()
 	})
+}
+
+// A writeTimer keeps a stream's write deadline ahead of its writes and
+// remembers when the last one happened. Moving a connection's deadline costs
+// allocations, so extend moves it only once half of the timeout is used up:
+// a blocked write then fails after between half and all of the timeout. It
+// is safe for the stream's writer and its heartbeat to use together.
+type writeTimer struct {
+	sw      *sse.Writer
+	timeout time.Duration
+	at      atomic.Int64 // UnixNano of the current deadline
+	last    atomic.Int64 // UnixNano of the last event written
+}
+
+// extend makes sure a write starting at now has at least half the timeout.
+func (t *writeTimer) extend(now time.Time) {
+	if t.at.Load()-now.UnixNano() >= int64(t.timeout/2) {
+		return
+	}
+	at := now.Add(t.timeout)
+	t.sw.SetWriteDeadline(at)
+	t.at.Store(at.UnixNano())
+}
+
+// wrote records that an event went out.
+func (t *writeTimer) wrote() { t.last.Store(time.Now().UnixNano()) }
+
+// heartbeat writes an SSE comment on sw whenever nothing was written for
+// the heartbeat interval, until stop is called; stop waits for the
+// goroutine to end.
+func (g *Gateway) heartbeat(sw *sse.Writer, wt *writeTimer) (stop func()) {
+	every := g.opts.Heartbeat
+	if every < 0 {
+		return func() {}
+	}
+	last := &wt.last
+	last.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Ticking at half the interval bounds a silence to 1.5 intervals.
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if now.UnixNano()-last.Load() < int64(every) {
+					continue
+				}
+				wt.extend(now)
+				if sw.WriteComment("") != nil {
+					return
+				}
+				last.Store(now.UnixNano())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // committing reports whether an event of type t is content or the end of an

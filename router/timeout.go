@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice"
@@ -84,7 +85,7 @@ func (tp *timeoutProvider) Stream(ctx context.Context, req *sluice.Request) (slu
 		ts.total = time.AfterFunc(tp.t.Total, func() { cancel(&errDeadline{"total"}) })
 	}
 	// The first-token deadline runs from the start of the call.
-	ts.arm(tp.t.FirstToken, "first token")
+	ts.arm(tp.t.FirstToken, errFirstToken)
 	s, err := tp.p.Stream(ctx, req)
 	if err != nil {
 		d := deadlineCause(ctx)
@@ -106,22 +107,35 @@ type timedStream struct {
 	t      Timeouts
 
 	mu    sync.Mutex
-	timer *time.Timer // the first-token or idle deadline
+	timer *time.Timer // the first-token or idle deadline, reset per event
+	cause atomic.Pointer[errDeadline]
 	total *time.Timer
 	once  sync.Once
 }
 
-// arm (re)starts the event deadline: d from now, named which.
-func (ts *timedStream) arm(d time.Duration, which string) {
+// The causes of the event deadlines, shared: they carry no state.
+var (
+	errFirstToken = &errDeadline{"first token"}
+	errIdle       = &errDeadline{"idle"}
+)
+
+// arm (re)starts the event deadline: d from now, with cause; d <= 0 pauses
+// it. One timer serves the whole stream, so an event costs no allocation.
+func (ts *timedStream) arm(d time.Duration, cause *errDeadline) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.timer != nil {
-		ts.timer.Stop()
-		ts.timer = nil
+	if d <= 0 {
+		if ts.timer != nil {
+			ts.timer.Stop()
+		}
+		return
 	}
-	if d > 0 {
-		ts.timer = time.AfterFunc(d, func() { ts.cancel(&errDeadline{which}) })
+	ts.cause.Store(cause)
+	if ts.timer == nil {
+		ts.timer = time.AfterFunc(d, func() { ts.cancel(ts.cause.Load()) })
+		return
 	}
+	ts.timer.Reset(d)
 }
 
 // stop stops every timer and releases the call's context.
@@ -165,11 +179,11 @@ func (ts *timedStream) All() iter.Seq2[sluice.Event, error] {
 			// The time the caller takes with an event (writing it to a slow
 			// client) is not the upstream's idleness: pause the deadline
 			// while it holds the event.
-			ts.arm(0, "")
+			ts.arm(0, nil)
 			if !yield(ev, nil) {
 				return
 			}
-			ts.arm(ts.t.Idle, "idle")
+			ts.arm(ts.t.Idle, errIdle)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -178,9 +179,11 @@ func (r *Reader) Next() (Event, error) {
 // LastEventID returns the last event id the stream set.
 func (r *Reader) LastEventID() string { return r.lastID }
 
-// A Writer writes events to an HTTP response and flushes each one. It is not
-// safe for concurrent use.
+// A Writer writes events to an HTTP response and flushes each one. It is safe
+// for concurrent use (a heartbeat may write beside the stream's writer); each
+// call writes whole events.
 type Writer struct {
+	mu  sync.Mutex
 	w   io.Writer
 	rc  *http.ResponseController
 	buf []byte
@@ -247,12 +250,16 @@ func appendField(b []byte, s, drop string) []byte {
 
 // WriteEvent writes one event and flushes it.
 func (w *Writer) WriteEvent(typ string, data []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = AppendEvent(w.buf[:0], "", typ, data)
 	return w.writeFlush()
 }
 
 // WriteEventID writes one event with an id and flushes it.
 func (w *Writer) WriteEventID(id, typ string, data []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = AppendEvent(w.buf[:0], id, typ, data)
 	return w.writeFlush()
 }
@@ -260,6 +267,8 @@ func (w *Writer) WriteEventID(id, typ string, data []byte) error {
 // WriteComment writes a comment line (a heartbeat that clients ignore) and
 // flushes it.
 func (w *Writer) WriteComment(text string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = append(w.buf[:0], ':')
 	if text != "" {
 		w.buf = append(w.buf, ' ')
@@ -271,14 +280,22 @@ func (w *Writer) WriteComment(text string) error {
 
 // WriteRaw writes bytes already in event-stream form and flushes them.
 func (w *Writer) WriteRaw(b []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if _, err := w.w.Write(b); err != nil {
 		return err
 	}
-	return w.Flush()
+	return w.flush()
 }
 
 // Flush sends what has been written to the client.
 func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.flush()
+}
+
+func (w *Writer) flush() error {
 	err := w.rc.Flush()
 	if errors.Is(err, http.ErrNotSupported) {
 		return nil
@@ -300,7 +317,7 @@ func (w *Writer) writeFlush() error {
 	if _, err := w.w.Write(w.buf); err != nil {
 		return err
 	}
-	return w.Flush()
+	return w.flush()
 }
 
 // drainGrace and maxDrain bound CloseBody's read of what follows a stream's

@@ -137,7 +137,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
-	gw := gateway.New(logger, p, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes})
+	gw := gateway.New(logger, p, gateway.Options{
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		Heartbeat:          cfg.Streams.Heartbeat.D(),
+		StreamWriteTimeout: cfg.Streams.WriteTimeout.D(),
+	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

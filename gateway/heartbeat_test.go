@@ -1,0 +1,75 @@
+package gateway_test
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	anthropicv2 "github.com/anthropics/anthropic-sdk-go/v2"
+	anoptionv2 "github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/openai/openai-go/v3"
+	oaoption "github.com/openai/openai-go/v3/option"
+
+	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/pipeline"
+)
+
+// TestHeartbeats checks that silences on a stream carry SSE comments and that
+// the official SDKs read through them to a normal end.
+func TestHeartbeats(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - {name: slow, type: sim, fault: "chunk_delay=120ms", tokens: 4}
+models:
+  - {name: slow, targets: [{provider: slow, model: m}]}
+`), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(cfg, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{Heartbeat: 20 * time.Millisecond}))
+	defer srv.Close()
+
+	h := &harness{gw: srv}
+	resp := h.post(t, t.Context(), "/v1/chat/completions", `{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if body := string(b); !strings.Contains(body, "\n:\n\n") || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+		t.Fatalf("no heartbeat comment in a slow stream, or no clean end:\n%s", body)
+	}
+
+	oa := openai.NewClient(oaoption.WithBaseURL(srv.URL+"/v1"), oaoption.WithAPIKey("k"), oaoption.WithMaxRetries(0))
+	stream := oa.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
+		Model: "slow", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil || len(acc.Choices) == 0 || acc.Choices[0].Message.Content == "" {
+		t.Errorf("openai-go through heartbeats: err %v, choices %+v", err, acc.Choices)
+	}
+	stream.Close()
+
+	an := anthropicv2.NewClient(anoptionv2.WithoutEnvironmentDefaults(), anoptionv2.WithBaseURL(srv.URL), anoptionv2.WithAPIKey("k"), anoptionv2.WithMaxRetries(0))
+	as := an.Messages.NewStreaming(t.Context(), anthropicv2.MessageNewParams{
+		Model: "slow", MaxTokens: 100,
+		Messages: []anthropicv2.MessageParam{anthropicv2.NewUserMessage(anthropicv2.NewTextBlock("hi"))},
+	})
+	var msg anthropicv2.Message
+	for as.Next() {
+		if err := msg.Accumulate(as.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := as.Err(); err != nil || msg.StopReason != "end_turn" || len(msg.Content) == 0 {
+		t.Errorf("anthropic-sdk-go through heartbeats: err %v, stop %q, content %d", err, msg.StopReason, len(msg.Content))
+	}
+	as.Close()
+}
