@@ -11,9 +11,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	oaoption "github.com/openai/openai-go/v3/option"
 
-	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
-	"github.com/sluice-gw/sluice/pipeline"
 )
 
 // deadlineGateway serves models whose simulated upstreams break the
@@ -21,24 +19,14 @@ import (
 // to its first token (first_token 200ms).
 func deadlineGateway(t *testing.T) *httptest.Server {
 	t.Helper()
-	cfg, err := config.Parse([]byte(`
+	return gatewayFromYAML(t, `
 providers:
   - {name: stall, type: sim, fault: "stall_after=3", timeouts: {idle: 300ms}}
   - {name: slow, type: sim, fault: "ttft=5s"}
 models:
   - {name: stall, targets: [{provider: stall, model: m}]}
   - {name: slow-start, targets: [{provider: slow, model: m}], timeouts: {first_token: 200ms}}
-`), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(cfg, pipeline.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{}))
-	t.Cleanup(srv.Close)
-	return srv
+`, gateway.Options{})
 }
 
 // TestDeadlinesWire checks the wire: an idle stall after bytes went out ends

@@ -39,7 +39,7 @@ func newHarnessWith(t testing.TB, opts sim.Options, gwOpts gateway.Options) *har
 	up := sim.NewServer(opts)
 	ups := httptest.NewServer(up)
 	t.Cleanup(ups.Close)
-	cfg, err := config.Parse([]byte(`
+	gw := gatewayFromYAML(t, `
 providers:
   - {name: oa, type: openai, base_url: `+ups.URL+`/v1, api_key: test}
   - {name: an, type: anthropic, base_url: `+ups.URL+`, api_key: test}
@@ -48,7 +48,15 @@ models:
   - {name: oa-model, targets: [{provider: oa, model: upstream-model}]}
   - {name: an-model, targets: [{provider: an, model: upstream-model}]}
   - {name: sim, targets: [{provider: local, model: sim}]}
-`), func(string) string { return "" })
+`, gwOpts)
+	return &harness{upstream: up, gw: gw}
+}
+
+// gatewayFromYAML serves a gateway built from a config file's text until the
+// test ends.
+func gatewayFromYAML(t testing.TB, src string, opts gateway.Options) *httptest.Server {
+	t.Helper()
+	cfg, err := config.Parse([]byte(src), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,9 +64,9 @@ models:
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(gateway.NewServer(nil, p, gwOpts))
+	gw := httptest.NewServer(gateway.NewServer(nil, p, opts))
 	t.Cleanup(gw.Close)
-	return &harness{upstream: up, gw: gw}
+	return gw
 }
 
 func (h *harness) post(t testing.TB, ctx context.Context, path, body string, hdr ...string) *http.Response {

@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"io"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,29 +11,18 @@ import (
 	"github.com/openai/openai-go/v3"
 	oaoption "github.com/openai/openai-go/v3/option"
 
-	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
-	"github.com/sluice-gw/sluice/pipeline"
 )
 
 // TestHeartbeats checks that silences on a stream carry SSE comments and that
 // the official SDKs read through them to a normal end.
 func TestHeartbeats(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
+	srv := gatewayFromYAML(t, `
 providers:
   - {name: slow, type: sim, fault: "chunk_delay=120ms", tokens: 4}
 models:
   - {name: slow, targets: [{provider: slow, model: m}]}
-`), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(cfg, pipeline.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{Heartbeat: 20 * time.Millisecond}))
-	defer srv.Close()
+`, gateway.Options{Heartbeat: 20 * time.Millisecond})
 
 	h := &harness{gw: srv}
 	resp := h.post(t, t.Context(), "/v1/chat/completions", `{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
