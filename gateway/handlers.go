@@ -134,67 +134,136 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		// Nothing is written until the first content (or the finish): an
 		// upstream that fails or times out before its first token gets a
 		// plain error answer, not a stream that ends at once. The events
-		// before it (the start) wait in held.
+		// before it (the start) wait in held. A silence of a heartbeat
+		// interval starts the stream anyway, so that proxies see traffic
+		// while a slow model thinks.
 		var (
-			enc      streamEncoder
-			sw       *sse.Writer
-			held     [2]sluice.Event
-			nHeld    int
-			wt       writeTimer
-			deadline = func() { wt.extend(time.Now()) }
+			gate  = &commitGate{w: w}
+			wt    = &writeTimer{timeout: g.opts.StreamWriteTimeout}
+			enc   streamEncoder
+			held  [2]sluice.Event
+			nHeld int
 		)
+		stopHeartbeat := g.heartbeat(gate, wt)
+		defer stopHeartbeat()
+		// encoder starts the stream (if the heartbeat has not) and writes
+		// the held events; it returns false if the client is gone.
+		encoder := func() bool {
+			if enc != nil {
+				return true
+			}
+			gate.start(wt)
+			enc = d.encoder(gate.sw, id, req.Model, created, so)
+			for _, h := range held[:nHeld] {
+				wt.extend(time.Now())
+				if err := enc.Event(h); err != nil {
+					return false
+				}
+			}
+			return true
+		}
+		// fail ends the call with e: a plain error answer if the stream has
+		// not started, else a final error event.
+		fail := func(e *sluice.Error) {
+			if gate.fail(func() { d.writeError(w, e) }) {
+				return
+			}
+			if !encoder() {
+				return
+			}
+			wt.extend(time.Now())
+			enc.Error(e)
+		}
 		for ev, err := range s.All() {
 			if err != nil {
 				if r.Context().Err() != nil {
 					return // the client left; there is no one to tell
 				}
-				if enc == nil {
-					d.writeError(w, g.clientError(r, err))
+				if enc == nil && !gate.started() {
+					fail(g.clientError(r, err))
 					return
 				}
-				deadline()
 				e := g.streamError(err)
 				g.logError(r, "stream ended with an error", e)
-				enc.Error(e)
+				fail(e)
 				return
 			}
-			if enc == nil {
-				if !committing(ev.Type) && nHeld < len(held) {
-					held[nHeld] = ev
-					nHeld++
-					continue
-				}
-				sse.SetHeaders(w.Header())
-				w.WriteHeader(http.StatusOK)
-				sw = sse.NewWriter(w)
-				enc = d.encoder(sw, id, req.Model, created, so)
-				wt = writeTimer{sw: sw, timeout: g.opts.StreamWriteTimeout}
-				stop := g.heartbeat(sw, &wt)
-				defer stop()
-				for _, h := range held[:nHeld] {
-					deadline()
-					if err := enc.Event(h); err != nil {
-						return
-					}
-				}
+			if enc == nil && !committing(ev.Type) && nHeld < len(held) {
+				held[nHeld] = ev
+				nHeld++
+				continue
+			}
+			if !encoder() {
+				return
 			}
 			// Each write must complete within the write timeout: a client
 			// that stops reading is cut off rather than holding the upstream.
-			deadline()
+			wt.extend(time.Now())
 			if err := enc.Event(ev); err != nil {
 				// The client went away; leaving the loop releases the upstream.
 				return
 			}
 			wt.wrote()
 		}
-		if enc == nil {
+		if enc == nil && !gate.started() {
 			// A stream that ended without content or finish is malformed.
-			d.writeError(w, g.clientError(r, sluice.WrapError(sluice.CodeUpstreamError, errors.New("upstream stream ended without an answer"))))
+			fail(g.clientError(r, sluice.WrapError(sluice.CodeUpstreamError, errors.New("upstream stream ended without an answer"))))
 			return
 		}
-		deadline()
+		if !encoder() {
+			return
+		}
+		wt.extend(time.Now())
 		enc.Done()
 	})
+}
+
+// A commitGate decides, once, how a stream call is answered: as a stream
+// (headers written, by the handler at the first content or by the
+// heartbeat after a silence) or as a plain error. It is safe for the
+// handler and its heartbeat to use together.
+type commitGate struct {
+	mu        sync.Mutex
+	w         http.ResponseWriter
+	decided   bool
+	streaming bool
+	sw        *sse.Writer
+}
+
+// start writes the stream's headers unless the answer is decided already,
+// and reports whether the answer is a stream. It gives wt the stream's
+// writer.
+func (c *commitGate) start(wt *writeTimer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.decided {
+		c.decided, c.streaming = true, true
+		sse.SetHeaders(c.w.Header())
+		c.w.WriteHeader(http.StatusOK)
+		c.sw = sse.NewWriter(c.w)
+		wt.sw.Store(c.sw)
+	}
+	return c.streaming
+}
+
+// fail runs write (a plain error answer) unless the stream has started, and
+// reports whether it did.
+func (c *commitGate) fail(write func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.decided {
+		return !c.streaming
+	}
+	c.decided = true
+	write()
+	return true
+}
+
+// started reports whether the stream's headers are out.
+func (c *commitGate) started() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streaming
 }
 
 // A writeTimer keeps a stream's write deadline ahead of its writes and
@@ -203,7 +272,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 // a blocked write then fails after between half and all of the timeout. It
 // is safe for the stream's writer and its heartbeat to use together.
 type writeTimer struct {
-	sw      *sse.Writer
+	sw      atomic.Pointer[sse.Writer] // set when the stream starts
 	timeout time.Duration
 	at      atomic.Int64 // UnixNano of the current deadline
 	last    atomic.Int64 // UnixNano of the last event written
@@ -214,24 +283,28 @@ func (t *writeTimer) extend(now time.Time) {
 	if t.at.Load()-now.UnixNano() >= int64(t.timeout/2) {
 		return
 	}
+	sw := t.sw.Load()
+	if sw == nil {
+		return
+	}
 	at := now.Add(t.timeout)
-	t.sw.SetWriteDeadline(at)
+	sw.SetWriteDeadline(at)
 	t.at.Store(at.UnixNano())
 }
 
 // wrote records that an event went out.
 func (t *writeTimer) wrote() { t.last.Store(time.Now().UnixNano()) }
 
-// heartbeat writes an SSE comment on sw whenever nothing was written for
-// the heartbeat interval, until stop is called; stop waits for the
-// goroutine to end.
-func (g *Gateway) heartbeat(sw *sse.Writer, wt *writeTimer) (stop func()) {
+// heartbeat writes an SSE comment whenever nothing was written for the
+// heartbeat interval, starting the stream through gate if it has not
+// started, until stop is called or the call was answered with a plain
+// error; stop waits for the goroutine to end.
+func (g *Gateway) heartbeat(gate *commitGate, wt *writeTimer) (stop func()) {
 	every := g.opts.Heartbeat
 	if every < 0 {
 		return func() {}
 	}
-	last := &wt.last
-	last.Store(time.Now().UnixNano())
+	wt.last.Store(time.Now().UnixNano())
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -245,14 +318,17 @@ func (g *Gateway) heartbeat(sw *sse.Writer, wt *writeTimer) (stop func()) {
 			case <-done:
 				return
 			case now := <-t.C:
-				if now.UnixNano()-last.Load() < int64(every) {
+				if now.UnixNano()-wt.last.Load() < int64(every) {
 					continue
 				}
+				if !gate.start(wt) {
+					return // answered with a plain error
+				}
 				wt.extend(now)
-				if sw.WriteComment("") != nil {
+				if gate.sw.WriteComment("") != nil {
 					return
 				}
-				last.Store(now.UnixNano())
+				wt.last.Store(now.UnixNano())
 			}
 		}
 	}()

@@ -61,3 +61,31 @@ models:
 	}
 	as.Close()
 }
+
+// TestHeartbeatBeforeFirstToken checks that a model slow to its first token
+// gets its stream started by the heartbeat, so that proxies see traffic;
+// a first-token deadline that fires after that ends the stream with an error
+// event instead of a plain 504.
+func TestHeartbeatBeforeFirstToken(t *testing.T) {
+	srv := gatewayFromYAML(t, `
+providers:
+  - {name: thinking, type: sim, fault: "ttft=300ms", tokens: 3}
+  - {name: stuck, type: sim, fault: "ttft=5s"}
+models:
+  - {name: thinking, targets: [{provider: thinking, model: m}]}
+  - {name: stuck, targets: [{provider: stuck, model: m}], timeouts: {first_token: 300ms}}
+`, gateway.Options{Heartbeat: 20 * time.Millisecond})
+	h := &harness{gw: srv}
+	for _, tc := range []struct{ model, want, notWant string }{
+		{"thinking", "data: [DONE]\n\n", `"error"`},
+		{"stuck", `"code":"upstream_timeout"`, "[DONE]"},
+	} {
+		resp := h.post(t, t.Context(), "/v1/chat/completions", `{"model":"`+tc.model+`","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body := string(b)
+		if resp.StatusCode != 200 || !strings.HasPrefix(body, ":\n\n") || !strings.Contains(body, tc.want) || strings.Contains(body, tc.notWant) {
+			t.Errorf("%s: status %d, want a stream opened by a heartbeat, with %q and without %q:\n%s", tc.model, resp.StatusCode, tc.want, tc.notWant, body)
+		}
+	}
+}
