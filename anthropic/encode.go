@@ -186,16 +186,8 @@ func appendResponseBlock(b []byte, p *sluice.Part) (out []byte, wrote, ok bool) 
 		b = appendString(b, p.Text)
 		return append(b, '}'), true, true
 	case sluice.PartToolCall:
-		b = append(b, `{"type":"tool_use","id":`...)
-		b = appendString(b, p.ToolCallID)
-		b = append(b, `,"name":`...)
-		b = appendString(b, p.ToolName)
-		b = append(b, `,"input":`...)
-		b, ok = appendObject(b, p.Arguments)
-		if !ok {
-			return b, false, false
-		}
-		return append(b, '}'), true, true
+		b, ok = appendToolUse(b, p)
+		return b, ok, ok
 	case sluice.PartThinking:
 		if p.Redacted {
 			b = append(b, `{"type":"redacted_thinking","data":`...)
@@ -209,4 +201,18 @@ func appendResponseBlock(b []byte, p *sluice.Part) (out []byte, wrote, ok bool) 
 		return append(b, '}'), true, true
 	}
 	return b, false, true
+}
+
+// appendToolUse appends the tool_use block of a tool-call part; ok is false
+// when its arguments are not a JSON object.
+func appendToolUse(b []byte, p *sluice.Part) (out []byte, ok bool) {
+	b = append(b, `{"type":"tool_use","id":`...)
+	b = appendString(b, p.ToolCallID)
+	b = append(b, `,"name":`...)
+	b = appendString(b, p.ToolName)
+	b = append(b, `,"input":`...)
+	if b, ok = appendObject(b, p.Arguments); !ok {
+		return b, false
+	}
+	return append(b, '}'), true
 }

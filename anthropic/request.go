@@ -282,16 +282,11 @@ func appendBlock(b []byte, p *sluice.Part) ([]byte, error) {
 	case sluice.PartImage:
 		return appendImage(b, p), nil
 	case sluice.PartToolCall:
-		b = append(b, `{"type":"tool_use","id":`...)
-		b = appendString(b, p.ToolCallID)
-		b = append(b, `,"name":`...)
-		b = appendString(b, p.ToolName)
-		b = append(b, `,"input":`...)
-		var ok bool
-		if b, ok = appendObject(b, p.Arguments); !ok {
+		b, ok := appendToolUse(b, p)
+		if !ok {
 			return nil, invalid("messages", "messages: the arguments of a tool call are not a JSON object.")
 		}
-		return append(b, '}'), nil
+		return b, nil
 	case sluice.PartToolResult:
 		b = append(b, `{"type":"tool_result","tool_use_id":`...)
 		b = appendString(b, p.ToolCallID)

@@ -198,12 +198,13 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			}
 			// Each write must complete within the write timeout: a client
 			// that stops reading is cut off rather than holding the upstream.
-			wt.extend(time.Now())
+			now := time.Now()
+			wt.extend(now)
 			if err := enc.Event(ev); err != nil {
 				// The client went away; leaving the loop releases the upstream.
 				return
 			}
-			wt.wrote()
+			wt.last.Store(now.UnixNano())
 		}
 		if enc == nil && !gate.started() {
 			// A stream that ended without content or finish is malformed.
@@ -291,9 +292,6 @@ func (t *writeTimer) extend(now time.Time) {
 	sw.SetWriteDeadline(at)
 	t.at.Store(at.UnixNano())
 }
-
-// wrote records that an event went out.
-func (t *writeTimer) wrote() { t.last.Store(time.Now().UnixNano()) }
 
 // heartbeat writes an SSE comment whenever nothing was written for the
 // heartbeat interval, starting the stream through gate if it has not
