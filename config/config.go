@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -38,6 +39,8 @@ const (
 
 	DefaultHeartbeat          = 15 * time.Second
 	DefaultStreamWriteTimeout = 30 * time.Second
+	DefaultResumeGrace        = 30 * time.Second
+	DefaultResumeRetention    = 5 * time.Minute
 
 	DefaultOpenAIBaseURL    = "https://api.openai.com/v1"
 	DefaultAnthropicBaseURL = "https://api.anthropic.com"
@@ -70,6 +73,9 @@ type Config struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// Streams tunes streamed answers to clients.
 	Streams Streams `yaml:"streams"`
+	// State says where state shared by instances lives; empty means this
+	// process's memory.
+	State State `yaml:"state"`
 	// Providers are the upstream APIs, by name.
 	Providers []Provider `yaml:"providers"`
 	// Models are the public model names clients ask for, each routed to an
@@ -123,6 +129,22 @@ type Streams struct {
 	// for longer is disconnected and its upstream call cancelled. Default
 	// 30s.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// ResumeGrace is how long an upstream call goes on after its client
+	// disconnected, waiting for the client to resume the stream; a resumed
+	// stream runs to its end. Default 30s; off cancels the upstream call
+	// when the client goes.
+	ResumeGrace Duration `yaml:"resume_grace"`
+	// ResumeRetention is how long a finished stream stays replayable.
+	// Default 5m; off drops its log when it ends. With both resume_grace
+	// and resume_retention off, streams are not logged and not resumable.
+	ResumeRetention Duration `yaml:"resume_retention"`
+}
+
+// State says where state shared by instances lives.
+type State struct {
+	// Redis is a redis:// URL. When set, stream logs live in Redis, so a
+	// stream may be resumed on any instance sharing it.
+	Redis Secret `yaml:"redis"`
 }
 
 // Timeouts are the deadlines of one upstream call. Whichever fires first ends
@@ -175,13 +197,25 @@ type Target struct {
 }
 
 // Duration is a time.Duration written in YAML as "10s", "1m30s" or "250ms".
+// Where a field says so, "off" turns its feature off; it reads as Off.
 type Duration time.Duration
+
+// Off is the Duration "off" reads as.
+const Off Duration = math.MinInt64
+
+// IsOff reports whether d is Off.
+func (d Duration) IsOff() bool { return d == Off }
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// String returns d in time.Duration's syntax.
-func (d Duration) String() string { return time.Duration(d).String() }
+// String returns d in time.Duration's syntax, or "off".
+func (d Duration) String() string {
+	if d == Off {
+		return "off"
+	}
+	return time.Duration(d).String()
+}
 
 // UnmarshalYAML reads a duration string such as "10s". A bare 0 and null
 // mean zero. Errors carry the node's position.
@@ -196,13 +230,17 @@ func (d *Duration) UnmarshalYAML(node ast.Node) error {
 			return nil
 		}
 	case *ast.StringNode:
+		if strings.TrimSpace(n.Value) == "off" {
+			*d = Off
+			return nil
+		}
 		v, err := time.ParseDuration(strings.TrimSpace(n.Value))
 		if err == nil {
 			*d = Duration(v)
 			return nil
 		}
 	}
-	return &nodeError{tok: node.GetToken(), msg: "want a duration such as 10s, 1m30s or 250ms"}
+	return &nodeError{tok: node.GetToken(), msg: "want a duration such as 10s, 1m30s or 250ms (or off where the key allows)"}
 }
 
 // MarshalYAML writes d as a duration string.
@@ -437,6 +475,12 @@ func (c *Config) applyDefaults() {
 	if c.Streams.WriteTimeout == 0 {
 		c.Streams.WriteTimeout = Duration(DefaultStreamWriteTimeout)
 	}
+	if c.Streams.ResumeGrace == 0 {
+		c.Streams.ResumeGrace = Duration(DefaultResumeGrace)
+	}
+	if c.Streams.ResumeRetention == 0 {
+		c.Streams.ResumeRetention = Duration(DefaultResumeRetention)
+	}
 	defaults := Timeouts{
 		Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(DefaultFirstTokenTimeout),
 		Idle: Duration(DefaultIdleTimeout), Total: Duration(DefaultTotalTimeout),
@@ -472,8 +516,18 @@ func (c *Config) Validate() error {
 	if c.DrainTimeout < 0 {
 		v.add("must not be negative", "drain_timeout")
 	}
-	if c.Streams.Heartbeat < 0 {
-		v.add("must not be negative", "streams", "heartbeat")
+	for _, f := range []struct {
+		key string
+		d   Duration
+	}{{"heartbeat", c.Streams.Heartbeat}, {"resume_grace", c.Streams.ResumeGrace}, {"resume_retention", c.Streams.ResumeRetention}} {
+		if f.d < 0 && !f.d.IsOff() {
+			v.add("must not be negative (off turns it off)", "streams", f.key)
+		}
+	}
+	if r := c.State.Redis.Value(); r != "" {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			v.add("want a redis:// or rediss:// URL with a host", "state", "redis")
+		}
 	}
 	if c.Streams.WriteTimeout < 0 {
 		v.add("must not be negative", "streams", "write_timeout")

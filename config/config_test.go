@@ -34,7 +34,10 @@ models:
 `
 
 // defaultStreams are the stream settings when none are set.
-var defaultStreams = Streams{Heartbeat: Duration(DefaultHeartbeat), WriteTimeout: Duration(DefaultStreamWriteTimeout)}
+var defaultStreams = Streams{
+	Heartbeat: Duration(DefaultHeartbeat), WriteTimeout: Duration(DefaultStreamWriteTimeout),
+	ResumeGrace: Duration(DefaultResumeGrace), ResumeRetention: Duration(DefaultResumeRetention),
+}
 
 // defaultTimeouts are the timeouts a provider gets when it sets none.
 var defaultTimeouts = Timeouts{
@@ -218,7 +221,7 @@ models:
 		{
 			name: "bad duration",
 			src:  "drain_timeout: soon\n" + minimal,
-			want: `1:16: drain_timeout: want a duration such as 10s, 1m30s or 250ms`,
+			want: `1:16: drain_timeout: want a duration such as 10s, 1m30s or 250ms (or off where the key allows)`,
 		},
 		{
 			name: "negative duration",
@@ -808,6 +811,35 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("parsed config does not validate: %v", err)
 		}
 	})
+}
+
+// TestStreamsAndState checks the streams keys that may be off and the
+// state section.
+func TestStreamsAndState(t *testing.T) {
+	c, err := Parse([]byte("streams: {heartbeat: off, resume_grace: off, resume_retention: 1m}\nstate: {redis: redis://:pw@127.0.0.1:6379/2}\n"+minimal), envFunc(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Streams.Heartbeat.IsOff() || !c.Streams.ResumeGrace.IsOff() || c.Streams.ResumeRetention.D() != time.Minute {
+		t.Errorf("streams = %+v", c.Streams)
+	}
+	if c.State.Redis.Value() != "redis://:pw@127.0.0.1:6379/2" || strings.Contains(fmt.Sprint(c.State), "pw") {
+		t.Errorf("state = %v", c.State)
+	}
+	if c.Streams.ResumeGrace.String() != "off" {
+		t.Errorf("String() = %q, want off", c.Streams.ResumeGrace.String())
+	}
+	for src, want := range map[string]string{
+		"streams: {resume_grace: -1s}\n":       "streams.resume_grace: must not be negative",
+		"streams: {write_timeout: off}\n":      "streams.write_timeout: must not be negative",
+		"state: {redis: http://127.0.0.1}\n":   "state.redis: want a redis://",
+		"streams: {resume_retention: never}\n": "want a duration",
+	} {
+		_, err := Parse([]byte(src+minimal), envFunc(nil))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", src, err, want)
+		}
+	}
 }
 
 func TestNegativeTimeouts(t *testing.T) {

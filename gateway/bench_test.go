@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,7 +22,7 @@ func newSimGateway(b *testing.B, tokens int) *httptest.Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := pipeline.New(cfg, pipeline.Options{})
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

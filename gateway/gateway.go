@@ -35,6 +35,15 @@ type Options struct {
 	// gateway writes an SSE comment, which clients ignore and proxies take as
 	// traffic. 0 means 15s; negative turns heartbeats off.
 	Heartbeat time.Duration
+	// ResumeGrace is how long an upstream call goes on after its client
+	// disconnected, waiting for the client to resume the stream; a resumed
+	// stream runs to its end. 0 means 30s; negative cancels the upstream call
+	// when the client goes.
+	ResumeGrace time.Duration
+	// ResumeRetention is how long a finished stream stays replayable. 0
+	// means 5m; negative drops the log when the stream ends. With both
+	// negative, streams are not logged and have no id.
+	ResumeRetention time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -74,6 +83,12 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	if opts.Heartbeat == 0 {
 		opts.Heartbeat = 15 * time.Second
 	}
+	if opts.ResumeGrace == 0 {
+		opts.ResumeGrace = 30 * time.Second
+	}
+	if opts.ResumeRetention == 0 {
+		opts.ResumeRetention = 5 * time.Minute
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,6 +127,15 @@ func (g *Gateway) callContext(r *http.Request) (ctx context.Context, stop func()
 	ctx, cancel := context.WithCancel(r.Context())
 	unhook := context.AfterFunc(g.abortCtx, cancel)
 	return ctx, func() { unhook(); cancel() }
+}
+
+// detachedCallContext returns the context of an upstream call that may
+// outlive its client (a resumable stream): the request's values, cancelled
+// by Abort or by cancel, not by the client's leaving. stop releases it.
+func (g *Gateway) detachedCallContext(r *http.Request) (ctx context.Context, cancel context.CancelCauseFunc, stop func()) {
+	ctx, cancel = context.WithCancelCause(context.WithoutCancel(r.Context()))
+	unhook := context.AfterFunc(g.abortCtx, func() { cancel(nil) })
+	return ctx, cancel, func() { unhook(); cancel(nil) }
 }
 
 // aborted reports whether the gateway's drain time is over.

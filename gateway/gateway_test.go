@@ -60,10 +60,11 @@ func gatewayFromYAML(t testing.TB, src string, opts gateway.Options) *httptest.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(cfg, pipeline.Options{})
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close() })
 	gw := httptest.NewServer(gateway.NewServer(nil, p, opts))
 	t.Cleanup(gw.Close)
 	return gw
@@ -99,11 +100,12 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// TestClientDisconnectCancelsUpstream proves that a client leaving mid-stream
-// cancels the upstream call and releases its connection: the simulator's
-// count of open streams drops back to zero.
+// TestClientDisconnectCancelsUpstream proves that a client leaving a stream
+// that is not resumable cancels the upstream call and releases its
+// connection: the simulator's count of open streams drops back to zero.
+// (TestResumeGrace covers resumable streams.)
 func TestClientDisconnectCancelsUpstream(t *testing.T) {
-	h := newHarness(t, sim.Options{Fault: sim.Fault{ChunkDelay: 20 * time.Millisecond, Tokens: 100000}})
+	h := newHarnessWith(t, sim.Options{Fault: sim.Fault{ChunkDelay: 20 * time.Millisecond, Tokens: 100000}}, gateway.Options{ResumeGrace: -1})
 	for _, tc := range []struct{ name, path, body string }{
 		{"openai client, openai upstream", "/v1/chat/completions", `{"model":"oa-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
 		{"anthropic client, anthropic upstream", "/v1/messages", `{"model":"an-model","max_tokens":100000,"stream":true,"messages":[{"role":"user","content":"hi"}]}`},
@@ -170,19 +172,43 @@ func TestUpstreamErrorIsClientSafe(t *testing.T) {
 }
 
 // TestStalledReaderIsCut checks that a client that stops reading a stream is
-// disconnected after the write timeout and its upstream call released.
+// disconnected after the write timeout. A stream that is not resumable has
+// its upstream call released while the client still holds the connection;
+// a resumable one runs to its end, and resuming it gets the whole answer.
 func TestStalledReaderIsCut(t *testing.T) {
-	h := newHarnessWith(t, sim.Options{Tokens: sim.MaxTokens}, gateway.Options{StreamWriteTimeout: 200 * time.Millisecond})
-	resp := h.post(t, t.Context(), "/v1/chat/completions", `{"model":"oa-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	// Read nothing: the socket buffers fill, the gateway's write times out,
-	// and the upstream stream must be released while we still hold the
-	// connection open.
-	waitFor(t, "the upstream stream to open", func() bool { return h.upstream.OpenStreams() == 1 })
-	waitFor(t, "the upstream stream to be released", func() bool { return h.upstream.OpenStreams() == 0 })
+	t.Run("not resumable", func(t *testing.T) {
+		h := newHarnessWith(t, sim.Options{Tokens: sim.MaxTokens}, gateway.Options{StreamWriteTimeout: 200 * time.Millisecond, ResumeGrace: -1})
+		resp := h.post(t, t.Context(), "/v1/chat/completions", `{"model":"oa-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		// Read nothing: the socket buffers fill, the gateway's write times
+		// out, and the upstream stream must be released while we still
+		// hold the connection open.
+		waitFor(t, "the upstream stream to open", func() bool { return h.upstream.OpenStreams() == 1 })
+		waitFor(t, "the upstream stream to be released", func() bool { return h.upstream.OpenStreams() == 0 })
+	})
+	t.Run("resumable", func(t *testing.T) {
+		// The resumed reader below, under the race detector, needs a more
+		// generous write timeout than the stalled one.
+		h := newHarnessWith(t, sim.Options{Tokens: sim.MaxTokens}, gateway.Options{StreamWriteTimeout: 2 * time.Second})
+		stalled := openStream(t, "POST", h.gw.URL+"/v1/chat/completions", `{"model":"oa-model","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		id := stalled.resp.Header.Get(gateway.StreamIDHeader)
+		waitFor(t, "the upstream stream to open", func() bool { return h.upstream.OpenStreams() == 1 })
+		waitFor(t, "the upstream stream to end", func() bool { return h.upstream.OpenStreams() == 0 })
+		// The stalled connection was cut before the end.
+		if b, err := io.ReadAll(stalled.resp.Body); err == nil && strings.HasSuffix(string(b), "[DONE]\n\n") {
+			t.Fatal("the stalled client was not cut: it got the whole stream")
+		}
+		c := openStream(t, "GET", h.gw.URL+"/v1/streams/"+id, "")
+		c.read(t, 0)
+		checkSeq(t, c.ids, 1)
+		if last := c.data[len(c.data)-1]; last != "[DONE]" {
+			t.Errorf("resumed stream ends with %q, want [DONE]", last)
+		}
+		checkText(t, "openai", c.data, sim.MaxTokens)
+	})
 }
 
 // TestSlowBodyTimesOut checks that a client sending its body too slowly gets

@@ -101,12 +101,12 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			return
 		}
 		fillCaller(r, req)
-		ctx, stop := g.callContext(r)
-		defer stop()
 		id := d.idPrefix + requestID(r.Context())
 		created := g.opts.Now().Unix()
 
 		if !req.Stream {
+			ctx, stop := g.callContext(r)
+			defer stop()
 			resp, err := g.p.Complete(ctx, req)
 			if err != nil {
 				d.writeError(w, g.clientError(r, err))
@@ -124,6 +124,25 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			return
 		}
 
+		// A resumable stream's upstream call does not end with the client's
+		// connection: it goes on for the grace period, for the client to
+		// resume (see resume.go).
+		var (
+			ctx  context.Context
+			stop func()
+			rs   *resumable
+		)
+		if g.resumable() {
+			var cancel context.CancelCauseFunc
+			ctx, cancel, stop = g.detachedCallContext(r)
+			rs = g.newResumable(r, d, cancel)
+			unhook := context.AfterFunc(r.Context(), rs.clientGone)
+			defer unhook()
+			defer rs.finish()
+		} else {
+			ctx, stop = g.callContext(r)
+		}
+		defer stop()
 		s, err := g.p.Stream(ctx, req)
 		if err != nil {
 			// Before the first byte: a plain error answer.
@@ -138,7 +157,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		// interval starts the stream anyway, so that proxies see traffic
 		// while a slow model thinks.
 		var (
-			gate  = &commitGate{w: w}
+			gate  = &commitGate{w: w, rs: rs}
 			wt    = &writeTimer{timeout: g.opts.StreamWriteTimeout}
 			enc   streamEncoder
 			held  [2]sluice.Event
@@ -162,6 +181,15 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			}
 			return true
 		}
+		// gone reports whether the client is gone; a resumable stream goes
+		// on without it (its events still reach the log).
+		gone := func() bool {
+			if rs == nil || gate.sw == nil || gate.sw.Err() == nil {
+				return false
+			}
+			rs.clientGone()
+			return true
+		}
 		// fail ends the call with e: a plain error answer if the stream has
 		// not started, else a final error event.
 		fail := func(e *sluice.Error) {
@@ -176,7 +204,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		}
 		for ev, err := range s.All() {
 			if err != nil {
-				if r.Context().Err() != nil {
+				if r.Context().Err() != nil && (rs == nil || !rs.created.Load()) {
 					return // the client left; there is no one to tell
 				}
 				if enc == nil && !gate.started() {
@@ -184,7 +212,11 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 					return
 				}
 				e := g.streamError(err)
-				g.logError(r, "stream ended with an error", e)
+				if errors.Is(context.Cause(ctx), errNotResumed) {
+					e = &sluice.Error{Code: sluice.CodeStreamInterrupted, Message: "The client left and did not resume the stream in time.", Err: err}
+				} else {
+					g.logError(r, "stream ended with an error", e)
+				}
 				fail(e)
 				return
 			}
@@ -204,7 +236,9 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 				// The client went away; leaving the loop releases the upstream.
 				return
 			}
-			wt.last.Store(now.UnixNano())
+			if !gone() {
+				wt.last.Store(now.UnixNano())
+			}
 		}
 		if enc == nil && !gate.started() {
 			// A stream that ended without content or finish is malformed.
@@ -226,6 +260,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 type commitGate struct {
 	mu        sync.Mutex
 	w         http.ResponseWriter
+	rs        *resumable // nil: the stream is not logged
 	decided   bool
 	streaming bool
 	sw        *sse.Writer
@@ -239,9 +274,16 @@ func (c *commitGate) start(wt *writeTimer) bool {
 	defer c.mu.Unlock()
 	if !c.decided {
 		c.decided, c.streaming = true, true
+		var log func(uint64, []byte)
+		if c.rs != nil {
+			log = c.rs.start(c.w.Header())
+		}
 		sse.SetHeaders(c.w.Header())
 		c.w.WriteHeader(http.StatusOK)
 		c.sw = sse.NewWriter(c.w)
+		if log != nil {
+			c.sw.SetLog(log)
+		}
 		wt.sw.Store(c.sw)
 	}
 	return c.streaming

@@ -8,6 +8,7 @@ func (g *Gateway) routes() http.Handler {
 	mux.Handle("POST /v1/chat/completions", g.handleChatCompletions())
 	mux.Handle("POST /v1/messages", g.handleMessages())
 	mux.Handle("GET /v1/models", g.handleModels())
+	mux.Handle("GET /v1/streams/{id}", g.handleResume())
 	mux.Handle("GET /healthz", g.handleHealthz())
 	mux.Handle("GET /readyz", g.handleReadyz())
 	mux.Handle("/", g.handleNotFound())

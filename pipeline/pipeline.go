@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"log/slog"
@@ -20,6 +21,9 @@ import (
 	"github.com/sluice-gw/sluice/openai"
 	"github.com/sluice-gw/sluice/router"
 	"github.com/sluice-gw/sluice/sim"
+	"github.com/sluice-gw/sluice/store"
+	"github.com/sluice-gw/sluice/store/memory"
+	"github.com/sluice-gw/sluice/store/redis"
 )
 
 // Options are the dependencies of a Pipeline that do not come from the
@@ -30,6 +34,9 @@ type Options struct {
 	// HTTPClient calls the upstream providers; nil means each provider's own
 	// default client.
 	HTTPClient *http.Client
+	// StreamLog keeps the logs of resumable streams; nil means the config's
+	// (Redis when state.redis is set, else memory).
+	StreamLog store.StreamLog
 }
 
 // A Pipeline runs calls for in-process callers and for the gateway. It is safe
@@ -38,11 +45,14 @@ type Pipeline struct {
 	router    *router.Router
 	providers map[string]sluice.Provider
 	logger    *slog.Logger
+	streams   store.StreamLog
+	closers   []func() error
 }
 
 // New builds a Pipeline from cfg, which must be valid (config.Parse, Load and
-// Default return valid configs).
-func New(cfg *config.Config, opts Options) (*Pipeline, error) {
+// Default return valid configs), and connects to the stores it names within
+// ctx. Close releases them.
+func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
@@ -51,6 +61,24 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	switch {
+	case opts.StreamLog != nil:
+		p.streams = opts.StreamLog
+	case cfg.State.Redis != "":
+		db, err := redis.Open(ctx, cfg.State.Redis.Value())
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: state.redis: %w", err)
+		}
+		p.closers = append(p.closers, db.Close)
+		p.streams = redis.NewStreamLog(db, "")
+	default:
+		p.streams = memory.NewStreamLog(memory.StreamLogOptions{})
+	}
 	type instance struct {
 		name    string
 		connect config.Duration
@@ -108,6 +136,20 @@ func New(cfg *config.Config, opts Options) (*Pipeline, error) {
 	}
 	p.router = r
 	return p, nil
+}
+
+// StreamLog returns the log that keeps resumable streams.
+func (p *Pipeline) StreamLog() store.StreamLog { return p.streams }
+
+// Close releases the stores the pipeline connected to. Calls still running
+// may fail.
+func (p *Pipeline) Close() error {
+	var errs []error
+	for _, c := range p.closers {
+		errs = append(errs, c())
+	}
+	p.closers = nil
+	return errors.Join(errs...)
 }
 
 // httpClient returns the client for upstream calls: the caller's own when

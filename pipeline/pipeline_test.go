@@ -57,7 +57,7 @@ func newPipeline(t testing.TB, yaml string) *pipeline.Pipeline {
 	if err != nil {
 		t.Fatalf("config.Parse: %v", err)
 	}
-	p, err := pipeline.New(cfg, pipeline.Options{})
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
 	if err != nil {
 		t.Fatalf("pipeline.New: %v", err)
 	}
@@ -681,7 +681,7 @@ models:
 			if err != nil {
 				t.Fatalf("config.Parse: %v", err)
 			}
-			p, err := pipeline.New(cfg, pipeline.Options{})
+			p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
 			if err == nil {
 				t.Fatalf("pipeline.New accepted fault %q", tt.fault)
 			}
@@ -705,7 +705,7 @@ func TestNewValidates(t *testing.T) {
 		Providers: []config.Provider{{Name: "s", Type: "sim"}},
 		Models:    []config.Model{{Name: "m", Targets: []config.Target{{Provider: "nope", Model: "x"}}}},
 	}
-	if _, err := pipeline.New(cfg, pipeline.Options{}); err == nil {
+	if _, err := pipeline.New(context.Background(), cfg, pipeline.Options{}); err == nil {
 		t.Fatal("pipeline.New accepted a target naming an unknown provider")
 	}
 }

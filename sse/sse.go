@@ -187,6 +187,33 @@ type Writer struct {
 	w   io.Writer
 	rc  *http.ResponseController
 	buf []byte
+	// With a log (see SetLog): the last event's number, and the first
+	// failed write to the client, after which the client is written no more.
+	log func(seq uint64, frame []byte)
+	seq uint64
+	err error
+}
+
+// SetLog makes w number its events (id: 1, 2, ...) and hand each one, in its
+// wire form, to log before sending it, so that a client that reconnects can
+// be sent what it missed. log is called with w's lock held; frame is valid
+// only during the call.
+//
+// With a log, a failed write to the client does not fail the call: every
+// event still reaches the log, the client is written no more, and Err
+// reports the failure. Set the log before the first event.
+func (w *Writer) SetLog(log func(seq uint64, frame []byte)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.log = log
+}
+
+// Err returns the error of the first failed write to the client of a Writer
+// with a log, or nil.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // NewWriter returns a Writer on w. It does not write headers: the caller sets
@@ -252,8 +279,20 @@ func appendField(b []byte, s, drop string) []byte {
 func (w *Writer) WriteEvent(typ string, data []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf = AppendEvent(w.buf[:0], "", typ, data)
-	return w.writeFlush()
+	if w.log == nil {
+		w.buf = AppendEvent(w.buf[:0], "", typ, data)
+		return w.writeFlush()
+	}
+	w.seq++
+	w.buf = append(w.buf[:0], "id: "...)
+	w.buf = strconv.AppendUint(w.buf, w.seq, 10)
+	w.buf = append(w.buf, '\n')
+	w.buf = AppendEvent(w.buf, "", typ, data)
+	w.log(w.seq, w.buf)
+	if w.err == nil {
+		w.err = w.writeFlush()
+	}
+	return nil
 }
 
 // WriteEventID writes one event with an id and flushes it.
@@ -275,6 +314,9 @@ func (w *Writer) WriteComment(text string) error {
 		w.buf = appendField(w.buf, text, "\r\n")
 	}
 	w.buf = append(w.buf, '\n', '\n')
+	if w.err != nil {
+		return w.err
+	}
 	return w.writeFlush()
 }
 

@@ -116,6 +116,65 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 }
 
+// failAfter is a ResponseWriter whose writes fail after n succeed.
+type failAfter struct {
+	*httptest.ResponseRecorder
+	n int
+}
+
+func (f *failAfter) Write(b []byte) (int, error) {
+	if f.n == 0 {
+		return 0, errors.New("client gone")
+	}
+	f.n--
+	return f.ResponseRecorder.Write(b)
+}
+
+// TestWriterLog checks that a Writer with a log numbers its events, logs
+// each as sent, and goes on logging after the client fails.
+func TestWriterLog(t *testing.T) {
+	fw := &failAfter{ResponseRecorder: httptest.NewRecorder(), n: 2}
+	w := NewWriter(fw)
+	var logged []string
+	var seqs []uint64
+	w.SetLog(func(seq uint64, frame []byte) {
+		seqs = append(seqs, seq)
+		logged = append(logged, string(frame))
+	})
+	for _, d := range []string{"a", "b\nc", "d"} {
+		if err := w.WriteEvent("x", []byte(d)); err != nil {
+			t.Fatalf("WriteEvent(%q) = %v; with a log it must not fail", d, err)
+		}
+	}
+	if err := w.WriteEvent("", []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"id: 1\nevent: x\ndata: a\n\n", "id: 2\nevent: x\ndata: b\ndata: c\n\n", "id: 3\nevent: x\ndata: d\n\n", "id: 4\ndata: e\n\n"}
+	if diff := cmp.Diff(want, logged); diff != "" {
+		t.Errorf("logged (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]uint64{1, 2, 3, 4}, seqs); diff != "" {
+		t.Errorf("sequence numbers (-want +got):\n%s", diff)
+	}
+	if got := fw.Body.String(); got != want[0]+want[1] {
+		t.Errorf("client got %q, want the first two events", got)
+	}
+	if w.Err() == nil {
+		t.Error("Err() = nil after a failed write")
+	}
+	if err := w.WriteComment(""); err == nil {
+		t.Error("WriteComment to a failed client succeeded")
+	}
+	// The events read back with their ids.
+	got, err := readAll(t, strings.NewReader(strings.Join(want, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || got[3].ID != "4" || got[1].Data != "b\nc" {
+		t.Errorf("read back %+v", got)
+	}
+}
+
 // FuzzReader checks that no input panics and that whatever the writer emits
 // reads back to the same data.
 func FuzzReader(f *testing.F) {

@@ -133,14 +133,17 @@ Precedence: flags, then environment (SLUICE_*), then the config file.`,
 // refused, in-flight calls get the drain time to finish, and the rest are
 // ended with an error event in their dialect.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
-	p, err := pipeline.New(cfg, pipeline.Options{Logger: logger})
+	p, err := pipeline.New(ctx, cfg, pipeline.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	gw := gateway.New(logger, p, gateway.Options{
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		Heartbeat:          cfg.Streams.Heartbeat.D(),
 		StreamWriteTimeout: cfg.Streams.WriteTimeout.D(),
+		ResumeGrace:        cfg.Streams.ResumeGrace.D(),
+		ResumeRetention:    cfg.Streams.ResumeRetention.D(),
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -114,12 +114,21 @@ func TestServeZeroConfig(t *testing.T) {
 	}
 	resp := post(t, base+"/v1/chat/completions", `{"model":"sim-fast","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 	body := readBody(t, resp)
-	if resp.StatusCode != 200 || !strings.HasPrefix(body, "data: {") || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "id: 1\ndata: {") || !strings.HasSuffix(body, "data: [DONE]\n\n") {
 		t.Fatalf("OpenAI stream: status %d body:\n%s", resp.StatusCode, body)
+	}
+	// The stream is resumable: its replay is the same bytes.
+	req, _ := http.NewRequest("GET", base+"/v1/streams/"+resp.Header.Get("Sluice-Stream-Id"), nil)
+	replay, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readBody(t, replay); got != body {
+		t.Fatalf("replay of the stream differs:\n%s", got)
 	}
 	resp = post(t, base+"/v1/messages", `{"model":"sim-fast","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, "anthropic-version", "2023-06-01")
 	body = readBody(t, resp)
-	if resp.StatusCode != 200 || !strings.HasPrefix(body, "event: message_start\n") || !strings.HasSuffix(body, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n") {
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "id: 1\nevent: message_start\n") || !strings.HasSuffix(body, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n") {
 		t.Fatalf("Anthropic stream: status %d body:\n%s", resp.StatusCode, body)
 	}
 	if err := stop(); err != nil {

@@ -19,7 +19,7 @@ import (
 func main() {
 	ctx := context.Background()
 	cfg := config.Default(os.Getenv)
-	p, err := pipeline.New(cfg, pipeline.Options{})
+	p, err := pipeline.New(ctx, cfg, pipeline.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
