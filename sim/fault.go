@@ -31,6 +31,12 @@ type Fault struct {
 	// events with a stream_interrupted error. It has no effect when the
 	// answer has fewer content events.
 	DropAfter int
+	// ErrorAt, when positive, replaces the stream's ErrorAt-th content event
+	// with an upstream error (overloaded, as Anthropic's overloaded_error
+	// after a 200): 1 fails before any content. A simulator server sends it
+	// as its dialect's error event. No effect when the answer has fewer
+	// content events.
+	ErrorAt int
 	// Status, when non-zero, makes the call fail before any event with this
 	// upstream HTTP status (429, 500, 502, 503, 529...), after Latency.
 	Status int
@@ -62,6 +68,9 @@ func (f Fault) Merge(over Fault) Fault {
 	}
 	if over.DropAfter != 0 {
 		f.DropAfter = over.DropAfter
+	}
+	if over.ErrorAt != 0 {
+		f.ErrorAt = over.ErrorAt
 	}
 	if over.Status != 0 {
 		f.Status = over.Status
@@ -113,6 +122,7 @@ func (f Fault) String() string {
 	dur("chunk_delay", f.ChunkDelay)
 	num("stall_after", f.StallAfter)
 	num("drop_after", f.DropAfter)
+	num("error_at", f.ErrorAt)
 	num("status", f.Status)
 	dur("retry_after", f.RetryAfter)
 	flag("prose", f.Prose)
@@ -126,7 +136,7 @@ func (f Fault) String() string {
 
 // ParseFault parses a comma-separated list of fault items, such as
 // "latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,
-// status=429,retry_after=2s,prose,truncate,tokens=100". Durations use
+// error_at=3,status=429,retry_after=2s,prose,truncate,tokens=100". Durations use
 // time.ParseDuration's syntax and must not be negative; counts are
 // non-negative integers; status is an HTTP error status (400 to 599); tokens
 // is at most MaxTokens; prose and truncate are flags (or =true, =false).
@@ -201,6 +211,8 @@ func ParseFault(s string) (Fault, error) {
 			err = num(&f.StallAfter, 0, 1<<31-1)
 		case "drop_after":
 			err = num(&f.DropAfter, 0, 1<<31-1)
+		case "error_at":
+			err = num(&f.ErrorAt, 0, 1<<31-1)
 		case "status":
 			err = num(&f.Status, 400, 599)
 		case "retry_after":
@@ -212,7 +224,7 @@ func ParseFault(s string) (Fault, error) {
 		case "tokens":
 			err = num(&f.Tokens, 0, MaxTokens)
 		default:
-			err = bad("unknown fault (want latency, ttft, chunk_delay, stall_after, drop_after, status, retry_after, prose, truncate or tokens)")
+			err = bad("unknown fault (want latency, ttft, chunk_delay, stall_after, drop_after, error_at, status, retry_after, prose, truncate or tokens)")
 		}
 		if err != nil {
 			return Fault{}, err

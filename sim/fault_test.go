@@ -16,9 +16,9 @@ func TestParseFault(t *testing.T) {
 	}{
 		{"", Fault{}},
 		{" , ,", Fault{}},
-		{"latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=6,status=429,retry_after=2s,prose,truncate,tokens=100",
+		{"latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=6,error_at=2,status=429,retry_after=2s,prose,truncate,tokens=100",
 			Fault{Latency: 200 * time.Millisecond, TTFT: time.Second, ChunkDelay: 10 * time.Millisecond, StallAfter: 5,
-				DropAfter: 6, Status: 429, RetryAfter: 2 * time.Second, Prose: true, Truncate: true, Tokens: 100}},
+				DropAfter: 6, ErrorAt: 2, Status: 429, RetryAfter: 2 * time.Second, Prose: true, Truncate: true, Tokens: 100}},
 		{" status = 529 , retry_after=1m30s ", Fault{Status: 529, RetryAfter: 90 * time.Second}},
 		{"prose=true,truncate=false", Fault{Prose: true}},
 		{"latency=0s,tokens=0", Fault{}},
@@ -114,7 +114,7 @@ func TestWithFault(t *testing.T) {
 
 func FuzzParseFault(f *testing.F) {
 	for _, s := range []string{
-		"", "latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,status=429,retry_after=2s,prose,truncate,tokens=100",
+		"", "latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,error_at=1,status=429,retry_after=2s,prose,truncate,tokens=100",
 		"prose=false", "latency=1h2m3.000000004s", "status=599,,", "=", "tokens=+5", "latency=9223372036854775807ns",
 	} {
 		f.Add(s)

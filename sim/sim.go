@@ -247,6 +247,12 @@ func (s *stream) next(ctx context.Context) (sluice.Event, error) {
 			<-ctx.Done()
 			return sluice.Event{}, fmt.Errorf("sim: stream stalled after %d chunks: %w", s.i, ctx.Err())
 		}
+		if s.f.ErrorAt > 0 && s.i == s.f.ErrorAt-1 && s.i < len(s.a.pieces) {
+			return sluice.Event{}, &sluice.Error{
+				Code: sluice.CodeOverloaded, Message: sluice.CodeOverloaded.DefaultMessage(),
+				Err: &sluice.UpstreamError{Provider: s.p.name, Type: "overloaded_error", Message: fmt.Sprintf("simulated error event at chunk %d", s.i+1)},
+			}
+		}
 		if s.f.DropAfter > 0 && s.i == s.f.DropAfter {
 			return sluice.Event{}, &sluice.Error{
 				Code:    sluice.CodeStreamInterrupted,

@@ -561,6 +561,30 @@ func TestFaultStatus(t *testing.T) {
 	}
 }
 
+// TestFaultErrorAt checks that error_at=N ends the stream with an
+// overloaded upstream error in place of the Nth content event (the gateway's
+// fault tests take it through the server in both dialects).
+func TestFaultErrorAt(t *testing.T) {
+	for _, at := range []int{1, 4} {
+		p := New(Options{Fault: Fault{ErrorAt: at}})
+		evs, err := events(t, context.Background(), p, textRequest("hi"))
+		var se *sluice.Error
+		var ue *sluice.UpstreamError
+		if !errors.As(err, &se) || se.Code != sluice.CodeOverloaded || !errors.As(err, &ue) {
+			t.Fatalf("error_at=%d: error %v", at, err)
+		}
+		content := 0
+		for _, ev := range evs {
+			if ev.Type == sluice.EventText {
+				content++
+			}
+		}
+		if content != at-1 {
+			t.Errorf("error_at=%d: %d chunks before the error", at, content)
+		}
+	}
+}
+
 func TestFaultDrop(t *testing.T) {
 	for _, after := range []int{1, 3, 24} {
 		p := New(Options{Fault: Fault{DropAfter: after}})

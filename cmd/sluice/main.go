@@ -211,7 +211,7 @@ func simCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 		Long: `Run the provider simulator as an HTTP server speaking both upstream APIs
 (POST /v1/chat/completions, POST /v1/messages, GET /v1/models), with faults
 from --fault for every request or from the X-Sim-Fault header per request.
-Fault syntax: latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,
+Fault syntax: latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,error_at=3,
 status=429,retry_after=2s,prose,truncate,tokens=100`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
