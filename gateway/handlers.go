@@ -432,16 +432,19 @@ func (g *Gateway) clientError(r *http.Request, err error) *sluice.Error {
 }
 
 // streamError returns the client-safe error event for a failure inside a
-// stream.
+// stream. After the first byte the code is upstream_timeout or
+// stream_interrupted, whatever the upstream said (an overloaded_error event
+// mid-stream is an interrupted stream to the client, who cannot retry the
+// part already received).
 func (g *Gateway) streamError(err error) *sluice.Error {
 	if g.aborted() {
 		return &sluice.Error{Code: shutdownError.Code, Message: shutdownError.Message, Err: err}
 	}
 	var e *sluice.Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && (e.Code == sluice.CodeUpstreamTimeout || e.Code == sluice.CodeStreamInterrupted) {
 		return e
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if e == nil && errors.Is(err, context.DeadlineExceeded) {
 		return sluice.WrapError(sluice.CodeUpstreamTimeout, err)
 	}
 	return sluice.WrapError(sluice.CodeStreamInterrupted, err)
