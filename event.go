@@ -124,6 +124,40 @@ func (s *pullStream) Close() error {
 	return s.err
 }
 
+// Pull returns a function that reads s one event at a time, returning
+// io.EOF after the last, and stop, which releases s (like Close) and may be
+// called at any time; a Stream must be either ranged over or pulled, not
+// both. After next returns an error, s is released. Streams made by
+// NewStream are pulled directly; others through iter.Pull2.
+func Pull(s Stream) (next func() (Event, error), stop func()) {
+	if ps, ok := s.(*pullStream); ok && !ps.used {
+		ps.used = true
+		done := false
+		return func() (Event, error) {
+			if done {
+				return Event{}, io.EOF
+			}
+			ev, err := ps.next()
+			if err != nil {
+				done = true
+				ps.Close()
+			}
+			return ev, err
+		}, func() { ps.Close() }
+	}
+	pull, pstop := iter.Pull2(s.All())
+	return func() (Event, error) {
+		ev, err, ok := pull()
+		if !ok {
+			return Event{}, io.EOF
+		}
+		if err != nil {
+			pstop()
+		}
+		return ev, err
+	}, func() { pstop(); s.Close() }
+}
+
 // EventsStream returns a Stream over a fixed list of events, for tests, caches
 // and replays.
 func EventsStream(events []Event) Stream {

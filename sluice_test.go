@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,63 @@ func TestStreamReleaseOnce(t *testing.T) {
 				t.Errorf("released %d times, want 1", released)
 			}
 		})
+	}
+}
+
+// rangeOnly is a Stream that can only be ranged over, to take Pull's
+// iter.Pull2 path.
+type rangeOnly struct{ sluice.Stream }
+
+// TestPull checks reading a stream one event at a time, by both of Pull's
+// paths: events in order then io.EOF, an error then io.EOF, release once
+// whether read to the end or stopped early.
+func TestPull(t *testing.T) {
+	boom := errors.New("boom")
+	for _, wrap := range []struct {
+		name string
+		f    func(sluice.Stream) sluice.Stream
+	}{{"NewStream", func(s sluice.Stream) sluice.Stream { return s }}, {"other", func(s sluice.Stream) sluice.Stream { return rangeOnly{s} }}} {
+		for _, tc := range []struct {
+			name  string
+			fail  bool
+			reads int
+		}{{"to the end", false, 5}, {"error", true, 5}, {"stopped early", false, 1}} {
+			t.Run(wrap.name+"/"+tc.name, func(t *testing.T) {
+				released, n := 0, 0
+				s := wrap.f(sluice.NewStream(func() (sluice.Event, error) {
+					if n == 2 {
+						if tc.fail {
+							return sluice.Event{}, boom
+						}
+						return sluice.Event{}, io.EOF
+					}
+					n++
+					return sluice.Event{Type: sluice.EventText, Text: strconv.Itoa(n)}, nil
+				}, func() error { released++; return nil }))
+				next, stop := sluice.Pull(s)
+				var got []string
+				for range tc.reads {
+					ev, err := next()
+					switch {
+					case err == nil:
+						got = append(got, ev.Text)
+					case err == io.EOF:
+						got = append(got, "EOF")
+					default:
+						got = append(got, err.Error())
+					}
+				}
+				stop()
+				stop()
+				want := map[string]string{"to the end": "1 2 EOF EOF EOF", "error": "1 2 boom EOF EOF", "stopped early": "1"}[tc.name]
+				if g := strings.Join(got, " "); g != want {
+					t.Errorf("read %q, want %q", g, want)
+				}
+				if released != 1 {
+					t.Errorf("released %d times, want 1", released)
+				}
+			})
+		}
 	}
 }
 

@@ -143,19 +143,13 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			ctx, stop = g.callContext(r)
 		}
 		defer stop()
-		s, err := g.p.Stream(ctx, req)
-		if err != nil {
-			// Before the first byte: a plain error answer.
-			d.writeError(w, g.clientError(r, err))
-			return
-		}
-		defer s.Close()
 		// Nothing is written until the first content (or the finish): an
 		// upstream that fails or times out before its first token gets a
-		// plain error answer, not a stream that ends at once. The events
-		// before it (the start) wait in held. A silence of a heartbeat
-		// interval starts the stream anyway, so that proxies see traffic
-		// while a slow model thinks.
+		// plain error answer, not a stream that ends at once (the pipeline's
+		// Stream returns at the first content, having fallen back to other
+		// targets on the way if need be). The events before it (the start)
+		// wait in held. A silence of a heartbeat interval starts the stream
+		// anyway, so that proxies see traffic while a slow model thinks.
 		var (
 			gate  = &commitGate{w: w, rs: rs}
 			wt    = &writeTimer{timeout: g.opts.StreamWriteTimeout}
@@ -202,6 +196,16 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			wt.extend(time.Now())
 			enc.Error(e)
 		}
+		s, err := g.p.Stream(ctx, req)
+		if err != nil {
+			if r.Context().Err() != nil && (rs == nil || !rs.created.Load()) {
+				return // the client left; there is no one to tell
+			}
+			// A plain error answer, unless a heartbeat started the stream.
+			fail(g.clientError(r, err))
+			return
+		}
+		defer s.Close()
 		for ev, err := range s.All() {
 			if err != nil {
 				if r.Context().Err() != nil && (rs == nil || !rs.created.Load()) {

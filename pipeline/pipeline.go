@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"net"
 	"net/http"
@@ -219,9 +218,10 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	return &out, nil
 }
 
-// Stream starts a streaming call. It returns once an upstream has accepted the
-// call: an error from Stream happened before any event, and the caller may
-// answer it as a plain error. The caller must range over the stream or Close
+// Stream starts a streaming call. It returns once an upstream's stream has
+// produced its first content (see router.Router.Stream): an error from
+// Stream happened before any content, and the caller may answer it as a
+// plain error. The caller must range over the stream or Close
 // it.
 func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
 	if err := check(req); err != nil {
@@ -231,27 +231,20 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	if err != nil {
 		return nil, err
 	}
-	return publicStream{s, req.Model}, nil
+	return publicStream(s, req.Model), nil
 }
 
 // publicStream reports the public model name in EventStart, as Complete does
 // in its Response.
-type publicStream struct {
-	sluice.Stream
-	model string
-}
-
-func (s publicStream) All() iter.Seq2[sluice.Event, error] {
-	return func(yield func(sluice.Event, error) bool) {
-		for ev, err := range s.Stream.All() {
-			if ev.Type == sluice.EventStart {
-				ev.Model = s.model
-			}
-			if !yield(ev, err) {
-				return
-			}
+func publicStream(s sluice.Stream, model string) sluice.Stream {
+	next, stop := sluice.Pull(s)
+	return sluice.NewStream(func() (sluice.Event, error) {
+		ev, err := next()
+		if err == nil && ev.Type == sluice.EventStart {
+			ev.Model = model
 		}
-	}
+		return ev, err
+	}, func() error { stop(); return nil })
 }
 
 // check validates what every call needs, whoever built the request.

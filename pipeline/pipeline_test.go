@@ -33,6 +33,8 @@ providers:
   - {name: down529, type: sim, fault: status=529}
   - {name: bad400, type: sim, fault: status=400}
   - {name: bad413, type: sim, fault: status=413}
+  - {name: errfirst, type: sim, fault: error_at=1}
+  - {name: slowfirst, type: sim, fault: ttft=5s, timeouts: {first_token: 50ms, total: 300ms}}
 models:
   - {name: fast, targets: [{provider: sim, model: sim-fast}]}
   - {name: stalling, targets: [{provider: stall, model: sim-stall}]}
@@ -46,6 +48,8 @@ models:
   - {name: via-529, targets: [{provider: down529, model: first}, {provider: backup, model: second}]}
   - {name: via-400, targets: [{provider: bad400, model: first}, {provider: backup, model: second}]}
   - {name: via-413, targets: [{provider: bad413, model: first}, {provider: backup, model: second}]}
+  - {name: via-error-event, targets: [{provider: errfirst, model: first}, {provider: backup, model: second}]}
+  - {name: via-first-token, targets: [{provider: slowfirst, model: first}, {provider: backup, model: second}]}
   - {name: all-down, targets: [{provider: down503, model: first}, {provider: down529, model: second}]}
 `
 
@@ -370,8 +374,8 @@ func TestToolCalls(t *testing.T) {
 	}
 }
 
-// TestFallback checks which failures before the first byte move on to the
-// route's next target, for Complete and Stream alike.
+// TestFallback checks which failures before the first content move on to
+// the route's next target, for Complete and Stream alike.
 func TestFallback(t *testing.T) {
 	tests := []struct {
 		model    string
@@ -383,6 +387,8 @@ func TestFallback(t *testing.T) {
 		{"via-500", true, ""},
 		{"via-429", true, ""},
 		{"via-529", true, ""},
+		{"via-error-event", true, ""}, // 200, then an error event before any content
+		{"via-first-token", true, ""}, // first-token deadline (total, for Complete)
 		{"via-400", false, sluice.CodeInvalidRequest},
 		{"via-413", false, sluice.CodeRequestTooLarge},
 	}

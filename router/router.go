@@ -1,18 +1,20 @@
 // Package router turns a public model name into a plan of upstream targets and
 // runs a call along it.
 //
-// A route's targets are tried in order. A failure before the first byte (the
-// error of Provider.Complete, or of Provider.Stream itself) moves on to the
-// next target when it is the upstream's fault; a failure inside a stream never
-// does, because the client may already hold part of the answer. The
-// client's own errors (invalid_request) and a cancelled context end the call
-// at once.
+// A route's targets are tried in order. A failure before the first content
+// (the error of Provider.Complete or Provider.Stream, a first-token timeout,
+// or an error event before any content, as Anthropic's overloaded_error after
+// a 200) moves on to the next target when it is the upstream's fault; a
+// failure after the first content never does, because the client may already
+// hold part of the answer. The client's own errors (invalid_request) and a
+// cancelled context end the call at once.
 package router
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/sluice-gw/sluice"
 )
@@ -109,8 +111,10 @@ func (r *Router) Complete(ctx context.Context, req *sluice.Request) (*sluice.Res
 }
 
 // Stream starts a streaming call along the route of req.Model. It returns once
-// a target has accepted the call; errors inside the stream are the caller's
-// to report.
+// a target's stream has produced its first content (or finished without
+// any), so that a failure before it can still fall back to the next target;
+// the events read so far are replayed. Errors inside the returned stream are
+// the caller's to report.
 func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
 	rt, err := r.lookup(req.Model)
 	if err != nil {
@@ -123,6 +127,9 @@ func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream
 			err = sluice.WrapError(sluice.CodeInternal, fmt.Errorf("provider %s returned no stream and no error", t.ProviderName))
 		}
 		if err == nil {
+			s, err = prime(s)
+		}
+		if err == nil {
 			return s, nil
 		}
 		last = err
@@ -131,6 +138,36 @@ func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream
 		}
 	}
 	return nil, last
+}
+
+// prime reads s up to its first content event (or its end) and returns a
+// stream that replays what it read, then goes on with s. An error before the
+// first content releases s and is returned instead.
+func prime(s sluice.Stream) (sluice.Stream, error) {
+	next, stop := sluice.Pull(s)
+	var held []sluice.Event
+	for {
+		ev, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		held = append(held, ev)
+		if ev.Type != sluice.EventStart && ev.Type != sluice.EventUsage {
+			break
+		}
+	}
+	return sluice.NewStream(func() (sluice.Event, error) {
+		if len(held) > 0 {
+			ev := held[0]
+			held = held[1:]
+			return ev, nil
+		}
+		return next()
+	}, func() error { stop(); return nil }), nil
 }
 
 // targetRequest returns a shallow copy of req addressed to t's model.
@@ -146,10 +183,16 @@ func targetRequest(req *sluice.Request, t Target) *sluice.Request {
 // fallback reports whether a failure before the first byte should move on to
 // the next target: the upstream's failures do, the client's do not.
 func fallback(ctx context.Context, err error) bool {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+	if ctx.Err() != nil {
 		return false
 	}
-	switch sluice.ErrorCode(err) {
+	code := sluice.ErrorCode(err)
+	// A target's own deadline cancels its call: that is its timeout, not the
+	// caller's cancellation.
+	if code != sluice.CodeUpstreamTimeout && errors.Is(err, context.Canceled) {
+		return false
+	}
+	switch code {
 	case sluice.CodeUpstreamError, sluice.CodeUpstreamUnavailable, sluice.CodeUpstreamTimeout,
 		sluice.CodeOverloaded, sluice.CodeRateLimited:
 		return true

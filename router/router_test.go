@@ -3,7 +3,9 @@ package router
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice"
 	"go.uber.org/goleak"
@@ -141,5 +143,91 @@ func TestNewRejects(t *testing.T) {
 		if _, err := New(routes); err == nil {
 			t.Errorf("%s: New accepted it", name)
 		}
+	}
+}
+
+// streamFake is a provider whose stream yields events, then fails with err
+// (if not nil); block makes it wait for ctx's end instead of failing.
+type streamFake struct {
+	events   []sluice.Event
+	err      error
+	block    bool
+	calls    int
+	released int
+}
+
+func (f *streamFake) Complete(context.Context, *sluice.Request) (*sluice.Response, error) {
+	return nil, errors.New("not used")
+}
+
+func (f *streamFake) Stream(ctx context.Context, _ *sluice.Request) (sluice.Stream, error) {
+	f.calls++
+	i := 0
+	return sluice.NewStream(func() (sluice.Event, error) {
+		if i < len(f.events) {
+			i++
+			return f.events[i-1], nil
+		}
+		if f.block {
+			<-ctx.Done()
+			return sluice.Event{}, ctx.Err()
+		}
+		if f.err != nil {
+			return sluice.Event{}, f.err
+		}
+		return sluice.Event{}, io.EOF
+	}, func() error { f.released++; return nil }), nil
+}
+
+// TestRouterFirstEventFallback checks that a stream failing before its
+// first content (an error event after a 200, a first-token timeout) falls
+// back to the next target, and one failing after it does not.
+func TestRouterFirstEventFallback(t *testing.T) {
+	start := sluice.Event{Type: sluice.EventStart}
+	text := sluice.Event{Type: sluice.EventText, Text: "partial"}
+	overloaded := sluice.NewError(sluice.CodeOverloaded, "x")
+	tests := []struct {
+		name     string
+		first    *streamFake
+		timeouts Timeouts
+		wantText string
+		wantCode sluice.Code
+		second   bool
+	}{
+		{"error event before content", &streamFake{events: []sluice.Event{start}, err: overloaded}, Timeouts{}, "ok", "", true},
+		{"first token timeout", &streamFake{events: []sluice.Event{start}, block: true}, Timeouts{FirstToken: 20 * time.Millisecond}, "ok", "", true},
+		{"client error before content", &streamFake{events: []sluice.Event{start}, err: sluice.NewError(sluice.CodeInvalidRequest, "x")}, Timeouts{}, "", sluice.CodeInvalidRequest, false},
+		{"error after content", &streamFake{events: []sluice.Event{start, text}, err: overloaded}, Timeouts{}, "partial", sluice.CodeOverloaded, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			second := &streamFake{events: []sluice.Event{start, {Type: sluice.EventText, Text: "ok"}, {Type: sluice.EventFinish, FinishReason: sluice.FinishStop}}}
+			r, err := New([]Route{{Name: "m", Targets: []Target{
+				{"p1", WithTimeouts(tt.first, tt.timeouts), "a"}, {"p2", second, "b"},
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			s, err := r.Stream(t.Context(), &sluice.Request{Model: "m"})
+			if err == nil {
+				for ev, e := range s.All() {
+					if e != nil {
+						err = e
+						break
+					}
+					got += ev.Text
+				}
+			}
+			if got != tt.wantText || sluice.ErrorCode(err) != tt.wantCode && !(tt.wantCode == "" && err == nil) {
+				t.Errorf("text %q err %v; want %q code %q", got, err, tt.wantText, tt.wantCode)
+			}
+			if (second.calls > 0) != tt.second {
+				t.Errorf("second target called = %v, want %v", second.calls > 0, tt.second)
+			}
+			if tt.first.released != 1 || second.released != second.calls {
+				t.Errorf("released: first %d, second %d of %d", tt.first.released, second.released, second.calls)
+			}
+		})
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,16 +95,18 @@ func (tp *timeoutProvider) Stream(ctx context.Context, req *sluice.Request) (slu
 		}
 		return nil, err
 	}
-	ts.s = s
-	return ts, nil
+	ts.next, ts.stopInner = sluice.Pull(s)
+	return sluice.NewStream(ts.pull, ts.release), nil
 }
 
 // A timedStream ends its upstream stream when a deadline fires.
 type timedStream struct {
-	s      sluice.Stream
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	t      Timeouts
+	next      func() (sluice.Event, error)
+	stopInner func()
+	content   bool // the first content event has been read
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	t         Timeouts
 
 	mu    sync.Mutex
 	timer *time.Timer // the first-token or idle deadline, reset per event
@@ -153,43 +155,34 @@ func (ts *timedStream) stop() {
 	})
 }
 
-func (ts *timedStream) All() iter.Seq2[sluice.Event, error] {
-	return func(yield func(sluice.Event, error) bool) {
-		defer ts.stop()
-		content := false
-		for ev, err := range ts.s.All() {
-			if err != nil {
-				if d := deadlineCause(ts.ctx); d != nil {
-					err = timeoutError(fmt.Errorf("%w: %w", d, err))
-				}
-				yield(ev, err)
-				return
-			}
-			switch ev.Type {
-			case sluice.EventText, sluice.EventToolCall, sluice.EventThinking:
-				content = true
-			}
-			if !content {
-				// Still waiting for the first token: its deadline runs on.
-				if !yield(ev, nil) {
-					return
-				}
-				continue
-			}
-			// The time the caller takes with an event (writing it to a slow
-			// client) is not the upstream's idleness: pause the deadline
-			// while it holds the event.
-			ts.arm(0, nil)
-			if !yield(ev, nil) {
-				return
-			}
-			ts.arm(ts.t.Idle, errIdle)
-		}
+// pull reads the next event. Until the first content the first-token
+// deadline runs on; after it, the idle deadline runs from the moment the
+// caller asks for the next event: the time the caller takes with an event
+// (writing it to a slow client) is not the upstream's idleness.
+func (ts *timedStream) pull() (sluice.Event, error) {
+	if ts.content {
+		ts.arm(ts.t.Idle, errIdle)
 	}
+	ev, err := ts.next()
+	if err != nil {
+		if d := deadlineCause(ts.ctx); d != nil && err != io.EOF {
+			err = timeoutError(fmt.Errorf("%w: %w", d, err))
+		}
+		return ev, err
+	}
+	switch ev.Type {
+	case sluice.EventText, sluice.EventToolCall, sluice.EventThinking:
+		ts.content = true
+	}
+	if ts.content {
+		ts.arm(0, nil)
+	}
+	return ev, nil
 }
 
-func (ts *timedStream) Close() error {
-	err := ts.s.Close()
+// release releases the upstream stream and the deadlines.
+func (ts *timedStream) release() error {
+	ts.stopInner()
 	ts.stop()
-	return err
+	return nil
 }
