@@ -59,6 +59,10 @@ type Event struct {
 
 	FinishReason FinishReason // EventFinish
 	StopSequence string       // EventFinish
+	// Failovers counts, on EventFinish, the targets that took over the
+	// stream after it broke mid-way (a route's failover: mid_stream); the
+	// dialects report it as a "sluice" extension field of the last event.
+	Failovers int
 
 	Err error // EventError
 }

@@ -230,6 +230,12 @@ func (e *StreamEncoder) finish(ev *sluice.Event) error {
 	b = appendStopSequence(b, ev.StopSequence)
 	b = append(b, `},"usage":`...)
 	b = appendUsage(b, e.usage, e.usage.OutputTokens)
+	if ev.Failovers > 0 {
+		// Sluice's extension: the stream was continued on another target.
+		b = append(b, `,"sluice":{"failovers":`...)
+		b = strconv.AppendInt(b, int64(ev.Failovers), 10)
+		b = append(b, '}')
+	}
 	if err := e.write("message_delta", append(b, '}')); err != nil {
 		return err
 	}

@@ -188,7 +188,15 @@ type Model struct {
 	// Timeouts override, field by field, the timeouts of each target's
 	// provider for this model; a zero field keeps the provider's.
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Failover set to mid_stream continues a stream that breaks after its
+	// first content on the next targets, as one stream (see docs/config.md).
+	// Empty: a broken stream ends with an error event.
+	Failover string `yaml:"failover"`
 }
+
+// FailoverMidStream is the Model.Failover value that turns on mid-stream
+// failover.
+const FailoverMidStream = "mid_stream"
 
 // Target is one provider and the model name it knows the model by.
 type Target struct {
@@ -599,6 +607,9 @@ func (c *Config) Validate() error {
 			v.add("at least one target is required", append(at, "targets")...)
 		}
 		checkTimeouts(&v, m.Timeouts, at)
+		if m.Failover != "" && m.Failover != FailoverMidStream {
+			v.add(fmt.Sprintf("unknown failover %q (want mid_stream, or leave it out)", m.Failover), append(at, "failover")...)
+		}
 		for k, t := range m.Targets {
 			tat := append(at, "targets", k)
 			if t.Provider == "" {

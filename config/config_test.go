@@ -842,6 +842,17 @@ func TestStreamsAndState(t *testing.T) {
 	}
 }
 
+func TestFailover(t *testing.T) {
+	c, err := Parse([]byte("providers: [{name: s, type: sim}]\nmodels: [{name: x, failover: mid_stream, targets: [{provider: s, model: m}]}]\n"), envFunc(nil))
+	if err != nil || c.Models[0].Failover != FailoverMidStream {
+		t.Fatalf("failover: mid_stream: %v", err)
+	}
+	_, err = Parse([]byte("providers: [{name: s, type: sim}]\nmodels: [{name: x, failover: always, targets: [{provider: s, model: m}]}]\n"), envFunc(nil))
+	if err == nil || !strings.Contains(err.Error(), "2:20: models[0].failover: unknown failover") {
+		t.Errorf("failover: always: err = %v", err)
+	}
+}
+
 func TestNegativeTimeouts(t *testing.T) {
 	_, err := Parse([]byte("providers:\n  - {name: s, type: sim, timeouts: {idle: -1s}}\nmodels:\n  - {name: m, targets: [{provider: s, model: m}], timeouts: {total: -2s}}\n"), envFunc(nil))
 	if err == nil {

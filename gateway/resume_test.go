@@ -176,6 +176,13 @@ func checkSeq(t testing.TB, ids []uint64, first uint64) {
 // answer of the given number of tokens (one word each).
 func checkText(t testing.TB, dialect string, data []string, words int) {
 	t.Helper()
+	if n := len(strings.Fields(streamText(dialect, data))); n != words {
+		t.Errorf("the stream's text has %d words, want %d", n, words)
+	}
+}
+
+// streamText returns the text of a stream's events in a dialect.
+func streamText(dialect string, data []string) string {
 	var text strings.Builder
 	for _, d := range data {
 		var v struct {
@@ -193,9 +200,7 @@ func checkText(t testing.TB, dialect string, data []string, words int) {
 			text.WriteString(v.Delta.Text)
 		}
 	}
-	if n := len(strings.Fields(text.String())); n != words {
-		t.Errorf("the stream's text has %d words, want %d", n, words)
-	}
+	return text.String()
 }
 
 // TestResumeOnlyByOwner checks that a stream is resumed only with the

@@ -36,6 +36,7 @@ type StreamEncoder struct {
 	buf          []byte
 	started      bool
 	finished     bool
+	failovers    int // of the finish event
 	failed       bool // Error was written: nothing more may follow
 	usageWritten bool
 	usage        sluice.Usage
@@ -110,6 +111,7 @@ func (e *StreamEncoder) Event(ev sluice.Event) error {
 	case sluice.EventUsage:
 		e.usage = ev.Usage
 	case sluice.EventFinish:
+		e.failovers = ev.Failovers
 		return e.finish(ev.FinishReason)
 	}
 	return nil
@@ -216,6 +218,12 @@ func (e *StreamEncoder) close(b []byte, tail, reason string) error {
 	b = append(b, "}]"...)
 	if e.includeUsage {
 		b = append(b, `,"usage":null`...)
+	}
+	if reason != "" && e.failovers > 0 {
+		// Sluice's extension: the stream was continued on another target.
+		b = append(b, `,"sluice":{"failovers":`...)
+		b = strconv.AppendInt(b, int64(e.failovers), 10)
+		b = append(b, '}')
 	}
 	b = append(b, '}')
 	e.buf = b

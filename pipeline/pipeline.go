@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 	routes := make([]router.Route, 0, len(cfg.Models))
 	for _, m := range cfg.Models {
-		rt := router.Route{Name: m.Name}
+		rt := router.Route{Name: m.Name, MidStreamFailover: m.Failover == config.FailoverMidStream}
 		for _, t := range m.Targets {
 			pc, ok := configs[t.Provider]
 			if !ok {
@@ -125,7 +125,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 			prov = router.WithTimeouts(prov, router.Timeouts{
 				Connect: to.Connect.D(), FirstToken: to.FirstToken.D(), Idle: to.Idle.D(), Total: to.Total.D(),
 			})
-			rt.Targets = append(rt.Targets, router.Target{ProviderName: t.Provider, Provider: prov, Model: t.Model})
+			rt.Targets = append(rt.Targets, router.Target{
+				ProviderName: t.Provider, Provider: prov, Model: t.Model,
+				// Anthropic (and the simulator) continue a final assistant
+				// message; OpenAI's API starts a new one.
+				Prefill: pc.Type == config.TypeAnthropic || pc.Type == config.TypeSim,
+			})
 		}
 		routes = append(routes, rt)
 	}

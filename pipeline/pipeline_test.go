@@ -134,7 +134,7 @@ func contentOf(r *sluice.Response) content {
 func TestModels(t *testing.T) {
 	p := newPipeline(t, testConfig)
 	got := p.Models()
-	want := []string{"fast", "stalling", "failover", "via-502", "via-500", "via-429", "via-529", "via-400", "via-413", "all-down"}
+	want := []string{"fast", "stalling", "failover", "via-502", "via-500", "via-429", "via-529", "via-400", "via-413", "via-error-event", "via-first-token", "all-down"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Models() (-want +got):\n%s", diff)
 	}

@@ -24,12 +24,20 @@ type Target struct {
 	ProviderName string
 	Provider     sluice.Provider
 	Model        string
+	// Prefill reports whether the target continues a final assistant
+	// message (Anthropic does; OpenAI's API does not), for mid-stream
+	// failover.
+	Prefill bool
 }
 
 // A Route maps a public model name to its targets.
 type Route struct {
 	Name    string
 	Targets []Target
+	// MidStreamFailover continues a stream that breaks after its first
+	// content on the next targets (see failoverStream); without it such a
+	// stream ends with its error.
+	MidStreamFailover bool
 }
 
 // A Router holds the routes. It is safe for concurrent use; routes do not
@@ -121,7 +129,7 @@ func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream
 		return nil, err
 	}
 	var last error
-	for _, t := range rt.Targets {
+	for i, t := range rt.Targets {
 		s, err := t.Provider.Stream(ctx, targetRequest(req, t))
 		if err == nil && s == nil {
 			err = sluice.WrapError(sluice.CodeInternal, fmt.Errorf("provider %s returned no stream and no error", t.ProviderName))
@@ -130,6 +138,9 @@ func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream
 			s, err = prime(s)
 		}
 		if err == nil {
+			if rt.MidStreamFailover && i+1 < len(rt.Targets) {
+				s = withFailover(ctx, req, rt.Targets[i+1:], s)
+			}
 			return s, nil
 		}
 		last = err

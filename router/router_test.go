@@ -66,7 +66,7 @@ func TestRouterFallback(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				p1 := &fakeProvider{complete: tt.first}
 				p2 := &fakeProvider{complete: answer("b")}
-				r, err := New([]Route{{Name: "m", Targets: []Target{{"p1", p1, "up-a"}, {"p2", p2, "up-b"}}}})
+				r, err := New([]Route{{Name: "m", Targets: []Target{{ProviderName: "p1", Provider: p1, Model: "up-a"}, {ProviderName: "p2", Provider: p2, Model: "up-b"}}}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -108,7 +108,7 @@ func TestRouterFallback(t *testing.T) {
 }
 
 func TestRouterUnknownModel(t *testing.T) {
-	r, err := New([]Route{{Name: "m", Targets: []Target{{"p", &fakeProvider{complete: answer("a")}, "a"}}}})
+	r, err := New([]Route{{Name: "m", Targets: []Target{{ProviderName: "p", Provider: &fakeProvider{complete: answer("a")}, Model: "a"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestRouterCancelledDoesNotFallBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	p2 := &fakeProvider{complete: answer("b")}
-	r, _ := New([]Route{{Name: "m", Targets: []Target{{"p1", &fakeProvider{complete: fail(sluice.CodeUpstreamUnavailable)}, "a"}, {"p2", p2, "b"}}}})
+	r, _ := New([]Route{{Name: "m", Targets: []Target{{ProviderName: "p1", Provider: &fakeProvider{complete: fail(sluice.CodeUpstreamUnavailable)}, Model: "a"}, {ProviderName: "p2", Provider: p2, Model: "b"}}}})
 	if _, err := r.Complete(ctx, &sluice.Request{Model: "m"}); err == nil {
 		t.Fatal("want error")
 	}
@@ -135,10 +135,10 @@ func TestRouterCancelledDoesNotFallBack(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	p := &fakeProvider{complete: answer("a")}
 	for name, routes := range map[string][]Route{
-		"empty name":   {{Targets: []Target{{"p", p, "a"}}}},
-		"duplicate":    {{Name: "m", Targets: []Target{{"p", p, "a"}}}, {Name: "m", Targets: []Target{{"p", p, "a"}}}},
+		"empty name":   {{Targets: []Target{{ProviderName: "p", Provider: p, Model: "a"}}}},
+		"duplicate":    {{Name: "m", Targets: []Target{{ProviderName: "p", Provider: p, Model: "a"}}}, {Name: "m", Targets: []Target{{ProviderName: "p", Provider: p, Model: "a"}}}},
 		"no targets":   {{Name: "m"}},
-		"nil provider": {{Name: "m", Targets: []Target{{"p", nil, "a"}}}},
+		"nil provider": {{Name: "m", Targets: []Target{{ProviderName: "p", Provider: nil, Model: "a"}}}},
 	} {
 		if _, err := New(routes); err == nil {
 			t.Errorf("%s: New accepted it", name)
@@ -203,7 +203,7 @@ func TestRouterFirstEventFallback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			second := &streamFake{events: []sluice.Event{start, {Type: sluice.EventText, Text: "ok"}, {Type: sluice.EventFinish, FinishReason: sluice.FinishStop}}}
 			r, err := New([]Route{{Name: "m", Targets: []Target{
-				{"p1", WithTimeouts(tt.first, tt.timeouts), "a"}, {"p2", second, "b"},
+				{ProviderName: "p1", Provider: WithTimeouts(tt.first, tt.timeouts), Model: "a"}, {ProviderName: "p2", Provider: second, Model: "b"},
 			}}})
 			if err != nil {
 				t.Fatal(err)

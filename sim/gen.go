@@ -98,6 +98,14 @@ func (p *Provider) plan(req *sluice.Request, f Fault) (*answer, error) {
 		a.pieces = g.words(tokens, nil)
 	}
 
+	if last.Role == sluice.RoleAssistant && len(a.pieces) > 0 && a.pieces[0].call < 0 {
+		// A final assistant message is a prefill: the answer continues its
+		// text, as Anthropic's models do, so it starts with a space unless
+		// the prefill ends in one.
+		if t := last.Text(); t != "" && !strings.HasSuffix(t, " ") && !strings.HasPrefix(a.pieces[0].text, " ") {
+			a.pieces[0].text = " " + a.pieces[0].text
+		}
+	}
 	if f.Truncate {
 		a.pieces = a.pieces[:len(a.pieces)/2]
 		a.finish = sluice.FinishLength
