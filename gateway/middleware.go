@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/pipeline"
 )
 
 type ctxKey int
@@ -87,16 +88,32 @@ func (g *Gateway) withAccessLog(next http.Handler) http.Handler {
 		if !ok {
 			rw = &statusWriter{ResponseWriter: w}
 		}
+		// The call's record (model, usage) comes back on this goroutine
+		// before the handler returns.
+		var rec *pipeline.Record
+		r = r.WithContext(pipeline.WithRecordFunc(r.Context(), func(x pipeline.Record) { rec = &x }))
 		next.ServeHTTP(rw, r)
 		status := rw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := []slog.Attr{
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Int64("bytes", rw.bytes),
-			slog.Duration("duration", time.Since(start)))
+			slog.Duration("duration", time.Since(start)),
+		}
+		if rec != nil {
+			attrs = append(attrs, slog.String("model", rec.Model),
+				slog.Int("input_tokens", rec.Usage.InputTokens), slog.Int("output_tokens", rec.Usage.OutputTokens))
+			if rec.Estimated {
+				attrs = append(attrs, slog.Bool("output_estimated", true))
+			}
+			if rec.Failovers > 0 {
+				attrs = append(attrs, slog.Int("failovers", rec.Failovers))
+			}
+		}
+		g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 

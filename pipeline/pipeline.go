@@ -36,6 +36,10 @@ type Options struct {
 	// StreamLog keeps the logs of resumable streams; nil means the config's
 	// (Redis when state.redis is set, else memory).
 	StreamLog store.StreamLog
+	// OnRecord receives the Record of every call, once, when it ends, on
+	// the goroutine that ends it; its context is the call's, without its
+	// cancellation. nil: records are only logged.
+	OnRecord func(context.Context, Record)
 }
 
 // A Pipeline runs calls for in-process callers and for the gateway. It is safe
@@ -46,6 +50,7 @@ type Pipeline struct {
 	logger    *slog.Logger
 	streams   store.StreamLog
 	closers   []func() error
+	onRecord  func(context.Context, Record)
 }
 
 // New builds a Pipeline from cfg, which must be valid (config.Parse, Load and
@@ -59,7 +64,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger}
+	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -214,12 +219,15 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	if err := check(req); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	resp, err := p.router.Complete(ctx, req)
 	if err != nil {
+		p.record(ctx, Record{Model: req.Model, Err: err, Duration: time.Since(start)})
 		return nil, err
 	}
 	out := *resp // the provider's response may be shared (caches, replays)
 	out.Model = req.Model
+	p.record(ctx, Record{Model: req.Model, Usage: out.Usage, Duration: time.Since(start)})
 	return &out, nil
 }
 
@@ -232,24 +240,15 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	if err := check(req); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	s, err := p.router.Stream(ctx, req)
 	if err != nil {
+		p.record(ctx, Record{Model: req.Model, Stream: true, Err: err, Duration: time.Since(start)})
 		return nil, err
 	}
-	return publicStream(s, req.Model), nil
-}
-
-// publicStream reports the public model name in EventStart, as Complete does
-// in its Response.
-func publicStream(s sluice.Stream, model string) sluice.Stream {
-	next, stop := sluice.Pull(s)
-	return sluice.NewStream(func() (sluice.Event, error) {
-		ev, err := next()
-		if err == nil && ev.Type == sluice.EventStart {
-			ev.Model = model
-		}
-		return ev, err
-	}, func() error { stop(); return nil })
+	// The stream reports the public model name in EventStart, as Complete
+	// does in its Response, and its Record when released.
+	return p.meter(ctx, s, req.Model, start), nil
 }
 
 // check validates what every call needs, whoever built the request.

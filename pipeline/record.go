@@ -1,0 +1,128 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-gw/sluice"
+)
+
+// A Record is what one call consumed and how it ended, reported once when
+// it ends: when Complete returns, or when a stream ends, fails or is
+// released early. It is what the usage ledger will keep; for now it goes to
+// Options.OnRecord, to functions set with WithRecordFunc, and to the log.
+type Record struct {
+	// Model is the public model name.
+	Model  string
+	Stream bool
+	// Usage is the call's usage as the upstream reported it. A stream that
+	// ended before the upstream reported its output count has it estimated
+	// from the content sent (four bytes a token), and Estimated set.
+	Usage     sluice.Usage
+	Estimated bool
+	// Failovers counts the targets that took over a broken stream.
+	Failovers int
+	// Err is nil for a complete answer, else why the call failed or the
+	// stream ended early (a client that left: context.Canceled).
+	Err      error
+	Duration time.Duration
+}
+
+type recordKey struct{}
+
+// WithRecordFunc returns a context whose calls report their Record to f as
+// well, once each, from the goroutine that ends the call: for a caller that
+// wants the usage of its own calls, as the gateway's access log does.
+func WithRecordFunc(ctx context.Context, f func(Record)) context.Context {
+	return context.WithValue(ctx, recordKey{}, f)
+}
+
+// record reports rec.
+func (p *Pipeline) record(ctx context.Context, rec Record) {
+	if f, ok := ctx.Value(recordKey{}).(func(Record)); ok {
+		f(rec)
+	}
+	if p.onRecord != nil {
+		p.onRecord(context.WithoutCancel(ctx), rec)
+	}
+	if rec.Stream && rec.Err != nil && p.logger.Enabled(ctx, slog.LevelInfo) {
+		p.logger.LogAttrs(ctx, slog.LevelInfo, "stream ended early",
+			slog.String("model", rec.Model), slog.Int("input_tokens", rec.Usage.InputTokens),
+			slog.Int("output_tokens", rec.Usage.OutputTokens), slog.Bool("estimated", rec.Estimated),
+			slog.Any("error", rec.Err))
+	}
+}
+
+// A meteredStream hands on a stream's events, with the public model name
+// in EventStart, and reports its Record when it is released.
+type meteredStream struct {
+	p     *Pipeline
+	ctx   context.Context
+	model string
+	start time.Time
+	next  func() (sluice.Event, error)
+	stop  func()
+
+	usage  sluice.Usage
+	bytes  int // content sent, for the estimate
+	finish   *sluice.Event
+	err      error
+}
+
+func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, model string, start time.Time) sluice.Stream {
+	m := &meteredStream{p: p, ctx: ctx, model: model, start: start}
+	m.next, m.stop = sluice.Pull(s)
+	return sluice.NewStream(m.pull, m.release)
+}
+
+func (m *meteredStream) pull() (sluice.Event, error) {
+	ev, err := m.next()
+	if err != nil {
+		if err != io.EOF {
+			m.err = err
+		}
+		return ev, err
+	}
+	switch ev.Type {
+	case sluice.EventStart:
+		ev.Model = m.model
+		m.usage = ev.Usage
+	case sluice.EventText, sluice.EventThinking:
+		m.bytes += len(ev.Text)
+	case sluice.EventToolCall:
+		m.bytes += len(ev.ToolName) + len(ev.Arguments)
+	case sluice.EventUsage:
+		m.usage = ev.Usage
+	case sluice.EventFinish:
+		f := ev
+		m.finish = &f
+	}
+	return ev, nil
+}
+
+func (m *meteredStream) release() error {
+	m.stop()
+	rec := Record{Model: m.model, Stream: true, Usage: m.usage, Err: m.err, Duration: time.Since(m.start)}
+	if m.finish != nil {
+		rec.Failovers = m.finish.Failovers
+	} else if rec.Err == nil {
+		rec.Err = context.Cause(m.ctx)
+		if rec.Err == nil {
+			rec.Err = errReleased
+		}
+	}
+	if est := (m.bytes + 3) / 4; m.finish == nil && est > rec.Usage.OutputTokens {
+		// Cut short before the upstream counted all it sent.
+		rec.Usage.OutputTokens = est
+		rec.Estimated = true
+	}
+	m.p.record(m.ctx, rec)
+	return nil
+}
+
+// errReleased is the Record error of a stream its caller released before
+// its end.
+var errReleased = errors.New("stream released before its end")

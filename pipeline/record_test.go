@@ -1,0 +1,89 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/pipeline"
+)
+
+// TestRecords checks that every call reports one Record when it ends, with
+// the usage the upstream reported, or for a stream cut short the usage
+// known so far with its output estimated from what was sent.
+func TestRecords(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - {name: s, type: sim, tokens: 40}
+  - {name: drops, type: sim, tokens: 40, fault: drop_after=12}
+  - {name: down, type: sim, fault: status=503}
+models:
+  - {name: ok, targets: [{provider: s, model: m}]}
+  - {name: drops, targets: [{provider: drops, model: m}]}
+  - {name: down, targets: [{provider: down, model: m}]}
+`), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []pipeline.Record
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{OnRecord: func(_ context.Context, r pipeline.Record) { recs = append(recs, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	stream := func(model string, stopAfter int) sluice.Usage {
+		req := userRequest(model, "Hello there.")
+		req.Stream = true
+		s, err := p.Stream(ctx, req)
+		if err != nil {
+			return sluice.Usage{}
+		}
+		defer s.Close()
+		n := 0
+		var u sluice.Usage
+		for ev, err := range s.All() {
+			if err != nil {
+				break
+			}
+			if ev.Type == sluice.EventUsage {
+				u = ev.Usage
+			}
+			if n++; n == stopAfter {
+				break
+			}
+		}
+		return u
+	}
+
+	resp, err := p.Complete(ctx, userRequest("ok", "Hello there."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := stream("ok", 0)
+	stream("drops", 0)
+	stream("ok", 6) // the caller stops reading after six events
+	stream("down", 0)
+
+	if len(recs) != 5 {
+		t.Fatalf("%d records, want 5: %+v", len(recs), recs)
+	}
+	if r := recs[0]; r.Stream || r.Err != nil || r.Usage != resp.Usage || r.Model != "ok" {
+		t.Errorf("Complete record %+v, want usage %+v", r, resp.Usage)
+	}
+	if r := recs[1]; !r.Stream || r.Err != nil || r.Estimated || r.Usage != full || full.OutputTokens != 40 {
+		t.Errorf("stream record %+v, want usage %+v (40 output tokens)", r, full)
+	}
+	// Twelve one-word tokens went out before the drop: about 12 tokens at
+	// four bytes each, never zero.
+	if r := recs[2]; sluice.ErrorCode(r.Err) != sluice.CodeStreamInterrupted || !r.Estimated || r.Usage.OutputTokens < 10 || r.Usage.OutputTokens > 25 || r.Usage.InputTokens == 0 {
+		t.Errorf("dropped stream record %+v, want stream_interrupted with input tokens and about 12 output tokens, estimated", r)
+	}
+	if r := recs[3]; r.Err == nil || !r.Estimated || r.Usage.OutputTokens == 0 {
+		t.Errorf("released stream record %+v, want an error and estimated output", r)
+	}
+	if r := recs[4]; r.Err == nil || sluice.ErrorCode(r.Err) != sluice.StatusCode(503) || r.Usage != (sluice.Usage{}) {
+		t.Errorf("failed stream record %+v", r)
+	}
+}
