@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	anthropicv2 "github.com/anthropics/anthropic-sdk-go/v2"
+	anssestream "github.com/anthropics/anthropic-sdk-go/v2/packages/ssestream"
+	"github.com/openai/openai-go/v3"
+	oassestream "github.com/openai/openai-go/v3/packages/ssestream"
+
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/internal/testutil"
@@ -298,4 +303,52 @@ func gatewayWithSim(t testing.TB, fault string, opts gateway.Options) (*httptest
 	gw := httptest.NewServer(gateway.NewServer(nil, p, opts))
 	t.Cleanup(gw.Close)
 	return gw, prov.(*sim.Provider)
+}
+
+// TestResumeWithSDKDecoders reads resumed streams with the official SDKs'
+// own SSE stream decoders: the tail of an OpenAI stream decodes as
+// chat.completion.chunk values and ends at [DONE], that of an Anthropic
+// stream as message stream events ending with message_stop, and the text
+// of the two parts makes the whole answer.
+func TestResumeWithSDKDecoders(t *testing.T) {
+	gw := gatewayFromYAML(t, resumeConfig, gateway.Options{})
+	for _, d := range resumeDialects {
+		t.Run(d.name, func(t *testing.T) {
+			first := openStream(t, "POST", gw.URL+d.path, d.body)
+			id := first.resp.Header.Get(gateway.StreamIDHeader)
+			first.read(t, 10)
+			first.close()
+			second := openStream(t, "GET", gw.URL+"/v1/streams/"+id, "", "Last-Event-ID", "10")
+			text := streamText(d.name, first.data)
+			var ended bool
+			switch d.name {
+			case "openai":
+				s := oassestream.NewStream[openai.ChatCompletionChunk](oassestream.NewDecoder(second.resp), nil)
+				for s.Next() {
+					if c := s.Current(); len(c.Choices) > 0 {
+						text += c.Choices[0].Delta.Content
+						ended = ended || c.Choices[0].FinishReason == "stop"
+					}
+				}
+				if err := s.Err(); err != nil {
+					t.Fatal(err)
+				}
+			case "anthropic":
+				s := anssestream.NewStream[anthropicv2.MessageStreamEventUnion](anssestream.NewDecoder(second.resp), nil)
+				for s.Next() {
+					ev := s.Current()
+					if ev.Type == "content_block_delta" {
+						text += ev.Delta.Text
+					}
+					ended = ended || ev.Type == "message_stop"
+				}
+				if err := s.Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(strings.Fields(text)); n != 100 || !ended {
+				t.Errorf("resumed through the SDK decoder: %d words (want 100), ended %v", n, ended)
+			}
+		})
+	}
 }
