@@ -41,6 +41,7 @@ const (
 	DefaultStreamWriteTimeout = 30 * time.Second
 	DefaultResumeGrace        = 30 * time.Second
 	DefaultResumeRetention    = 5 * time.Minute
+	DefaultResumeMaxBytes     = 64 << 20 // 64 MiB
 
 	DefaultOpenAIBaseURL    = "https://api.openai.com/v1"
 	DefaultAnthropicBaseURL = "https://api.anthropic.com"
@@ -138,6 +139,10 @@ type Streams struct {
 	// Default 5m; off drops its log when it ends. With both resume_grace
 	// and resume_retention off, streams are not logged and not resumable.
 	ResumeRetention Duration `yaml:"resume_retention"`
+	// ResumeMaxBytes bounds the stream logs kept in this process's memory
+	// (not in Redis): past it, finished streams are dropped oldest first
+	// before their retention ends. Default 64 MiB.
+	ResumeMaxBytes int64 `yaml:"resume_max_bytes"`
 }
 
 // State says where state shared by instances lives.
@@ -489,6 +494,9 @@ func (c *Config) applyDefaults() {
 	if c.Streams.ResumeRetention == 0 {
 		c.Streams.ResumeRetention = Duration(DefaultResumeRetention)
 	}
+	if c.Streams.ResumeMaxBytes == 0 {
+		c.Streams.ResumeMaxBytes = DefaultResumeMaxBytes
+	}
 	defaults := Timeouts{
 		Connect: Duration(DefaultConnectTimeout), FirstToken: Duration(DefaultFirstTokenTimeout),
 		Idle: Duration(DefaultIdleTimeout), Total: Duration(DefaultTotalTimeout),
@@ -536,6 +544,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(r); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			v.add("want a redis:// or rediss:// URL with a host", "state", "redis")
 		}
+	}
+	if c.Streams.ResumeMaxBytes < 0 {
+		v.add("must not be negative", "streams", "resume_max_bytes")
 	}
 	if c.Streams.WriteTimeout < 0 {
 		v.add("must not be negative", "streams", "write_timeout")

@@ -37,6 +37,7 @@ models:
 var defaultStreams = Streams{
 	Heartbeat: Duration(DefaultHeartbeat), WriteTimeout: Duration(DefaultStreamWriteTimeout),
 	ResumeGrace: Duration(DefaultResumeGrace), ResumeRetention: Duration(DefaultResumeRetention),
+	ResumeMaxBytes: DefaultResumeMaxBytes,
 }
 
 // defaultTimeouts are the timeouts a provider gets when it sets none.

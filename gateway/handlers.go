@@ -342,41 +342,49 @@ func (t *writeTimer) extend(now time.Time) {
 // heartbeat writes an SSE comment whenever nothing was written for the
 // heartbeat interval, starting the stream through gate if it has not
 // started, until stop is called or the call was answered with a plain
-// error; stop waits for the goroutine to end.
+// error. It runs on a timer, not a goroutine of its own: an open stream
+// costs no goroutine for it. stop waits for a beat in progress.
 func (g *Gateway) heartbeat(gate *commitGate, wt *writeTimer) (stop func()) {
 	every := g.opts.Heartbeat
 	if every < 0 {
 		return func() {}
 	}
 	wt.last.Store(time.Now().UnixNano())
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// Ticking at half the interval bounds a silence to 1.5 intervals.
-		t := time.NewTicker(every / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				if now.UnixNano()-wt.last.Load() < int64(every) {
-					continue
-				}
-				if !gate.start(wt) {
-					return // answered with a plain error
-				}
-				wt.extend(now)
-				if gate.sw.WriteComment("") != nil {
-					return
-				}
-				wt.last.Store(now.UnixNano())
-			}
+	var (
+		mu      sync.Mutex // held by a beat and by stop
+		stopped bool
+		t       *time.Timer
+	)
+	beat := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+		now := time.Now()
+		if idle := time.Duration(now.UnixNano() - wt.last.Load()); idle < every {
+			t.Reset(every - idle)
+			return
+		}
+		if !gate.start(wt) {
+			return // answered with a plain error
+		}
+		wt.extend(now)
+		if gate.sw.WriteComment("") != nil {
+			return
+		}
+		wt.last.Store(now.UnixNano())
+		t.Reset(every)
+	}
+	mu.Lock()
+	t = time.AfterFunc(every, beat)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
 
 // committing reports whether an event of type t is content or the end of an

@@ -81,7 +81,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		p.closers = append(p.closers, db.Close)
 		p.streams = redis.NewStreamLog(db, "")
 	default:
-		p.streams = memory.NewStreamLog(memory.StreamLogOptions{})
+		p.streams = memory.NewStreamLog(memory.StreamLogOptions{MaxBytes: cfg.Streams.ResumeMaxBytes})
 	}
 	type instance struct {
 		name    string

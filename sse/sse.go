@@ -60,7 +60,9 @@ const maxRetry = 24 * time.Hour
 
 // NewReader returns a Reader of r that accepts lines up to DefaultMaxLine.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 16<<10), max: DefaultMaxLine}
+	// A 4 KiB buffer holds several typical events; longer lines are
+	// gathered across reads. Every open upstream stream has one.
+	return &Reader{br: bufio.NewReaderSize(r, 4<<10), max: DefaultMaxLine}
 }
 
 // SetMaxLine sets the longest line accepted, which is also the most data one

@@ -15,7 +15,7 @@ import (
 
 // DefaultMaxStreamBytes bounds the bytes a StreamLog keeps when
 // StreamLogOptions.MaxBytes is zero.
-const DefaultMaxStreamBytes = 256 << 20
+const DefaultMaxStreamBytes = 64 << 20
 
 // StreamLogOptions configure a StreamLog. The zero value of each field means
 // its default.
@@ -42,14 +42,30 @@ type StreamLog struct {
 }
 
 type memStream struct {
-	info    store.StreamInfo
-	frames  [][]byte
+	info   store.StreamInfo
+	// Frames are copied into a few blocks, not one allocation each, and
+	// found by position: neither blocks nor positions hold pointers, so a
+	// large log costs the garbage collector little. Bytes once written are
+	// never changed, so readers read them without the lock.
+	blocks  [][]byte
+	frames  []frameAt
 	size    int64
 	expires time.Time
-	// changed is closed, then replaced, whenever the stream changes, to
-	// wake its readers.
+	// changed is closed, then replaced, when the stream changes while a
+	// reader waits (waiting), to wake it.
 	changed chan struct{}
+	waiting bool
 }
+
+// frameAt locates a frame: bytes [start, end) of blocks[block].
+type frameAt struct{ block, start, end uint32 }
+
+// Frame blocks start small, for the many short streams, and double up to
+// maxBlock.
+const (
+	minBlock = 1 << 10
+	maxBlock = 32 << 10
+)
 
 var _ store.StreamLog = (*StreamLog)(nil)
 
@@ -92,7 +108,19 @@ func (l *StreamLog) Append(_ context.Context, id string, seq uint64, frame []byt
 	if want := uint64(len(s.frames)) + 1; seq != want {
 		return fmt.Errorf("stream %q: event %d appended, want %d", id, seq, want)
 	}
-	s.frames = append(s.frames, append([]byte(nil), frame...))
+	n := len(s.blocks)
+	if n == 0 || cap(s.blocks[n-1])-len(s.blocks[n-1]) < len(frame) {
+		size := minBlock
+		if n > 0 {
+			size = min(2*cap(s.blocks[n-1]), maxBlock)
+		}
+		s.blocks = append(s.blocks, make([]byte, 0, max(size, len(frame))))
+		n++
+	}
+	b := &s.blocks[n-1]
+	at := len(*b)
+	*b = append(*b, frame...)
+	s.frames = append(s.frames, frameAt{uint32(n - 1), uint32(at), uint32(len(*b))})
 	s.size += int64(len(frame))
 	l.bytes += int64(len(frame))
 	s.wake()
@@ -155,11 +183,12 @@ func (l *StreamLog) Read(ctx context.Context, id string, after uint64) iter.Seq2
 				return
 			}
 			var frames [][]byte
-			if next <= uint64(len(s.frames)) {
-				frames = s.frames[next-1:]
+			for _, f := range s.frames[min(next-1, uint64(len(s.frames))):] {
+				frames = append(frames, s.blocks[f.block][f.start:f.end:f.end])
 			}
-			finished, changed := s.info.Finished, s.changed
+			finished := s.info.Finished
 			l.mu.Unlock()
+			var changed chan struct{}
 			// Frames are never modified once appended, so they are read
 			// without the lock.
 			for _, f := range frames {
@@ -174,6 +203,14 @@ func (l *StreamLog) Read(ctx context.Context, id string, after uint64) iter.Seq2
 			if len(frames) > 0 {
 				continue // more may have come while yielding
 			}
+			l.mu.Lock()
+			if s.info.Finished || uint64(len(s.frames)) >= next || l.streams[id] != s {
+				l.mu.Unlock()
+				continue // it changed since we looked
+			}
+			s.waiting = true
+			changed = s.changed
+			l.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				yield(store.Frame{}, ctx.Err())
@@ -239,6 +276,10 @@ func (l *StreamLog) drop(id string, s *memStream) {
 }
 
 func (s *memStream) wake() {
+	if !s.waiting {
+		return
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.waiting = false
 }
