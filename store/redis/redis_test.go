@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -372,4 +373,24 @@ func testPrefix(t testing.TB) string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return "sluicetest:" + hex.EncodeToString(b) + ":"
+}
+
+// BenchmarkAppend measures appending one 200-byte event to a stream log,
+// the cost a resumable stream pays per event when its log is in Redis.
+func BenchmarkAppend(b *testing.B) {
+	prefix := testPrefix(b)
+	l := redis.NewStreamLog(openDB(b, prefix), prefix)
+	ctx := context.Background()
+	frame := bytes.Repeat([]byte("x"), 200)
+	if err := l.Create(ctx, "bench", store.StreamInfo{Dialect: "openai"}, time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	seq := uint64(0)
+	for b.Loop() {
+		seq++
+		if err := l.Append(ctx, "bench", seq, frame); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
