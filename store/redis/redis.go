@@ -43,8 +43,16 @@ import (
 // use; the stores of this package share it.
 type DB struct {
 	client *goredis.Client
-	addr   string // host:port, for messages
+	// blocking serves the commands that wait (XREAD BLOCK): each holds a
+	// connection while it waits, so they have a pool of their own and
+	// cannot starve the appends of running streams.
+	blocking *goredis.Client
+	addr     string // host:port, for messages
 }
+
+// blockingPoolSize bounds the connections of waiting readers (resumed
+// streams reading their live tail) on one instance.
+const blockingPoolSize = 256
 
 // Open connects to the Redis server at rawURL (redis://, rediss:// or
 // unix://, with the user, password, database and query options that
@@ -68,12 +76,15 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open redis at %s: %w", opt.Addr, err)
 	}
-	return &DB{client: client, addr: opt.Addr}, nil
+	bopt := *opt
+	bopt.PoolSize = blockingPoolSize
+	return &DB{client: client, blocking: goredis.NewClient(&bopt), addr: opt.Addr}, nil
 }
 
 // Close closes the pool. Commands running on the DB fail.
 func (db *DB) Close() error {
-	if err := db.client.Close(); err != nil {
+	err := errors.Join(db.client.Close(), db.blocking.Close())
+	if err != nil {
 		return fmt.Errorf("close redis at %s: %w", db.addr, err)
 	}
 	return nil

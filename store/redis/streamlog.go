@@ -294,7 +294,7 @@ func (l *StreamLog) Read(ctx context.Context, id string, after uint64) iter.Seq2
 					return
 				}
 			}
-			res, err := l.db.client.XRead(ctx, &goredis.XReadArgs{
+			res, err := l.db.blocking.XRead(ctx, &goredis.XReadArgs{
 				Streams: []string{lk, lastID},
 				Count:   readCount,
 				Block:   wait,
