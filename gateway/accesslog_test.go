@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/pipeline"
 )
@@ -38,22 +36,14 @@ func (s *syncBuffer) String() string {
 // usage: as reported for a complete stream, and for a stream cut short the
 // input known and the output estimated from what was sent.
 func TestAccessLogUsage(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
+	p := pipelineFromYAML(t, `
 providers:
   - {name: s, type: sim, tokens: 40}
   - {name: drops, type: sim, tokens: 40, fault: drop_after=20}
 models:
   - {name: ok, targets: [{provider: s, model: m}]}
   - {name: drops, targets: [{provider: drops, model: m}]}
-`), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+`, pipeline.Options{})
 	var logs syncBuffer
 	srv := httptest.NewServer(gateway.NewServer(slog.New(slog.NewJSONHandler(&logs, nil)), p, gateway.Options{}))
 	defer srv.Close()

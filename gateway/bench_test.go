@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/pipeline"
 )
@@ -18,14 +16,7 @@ import (
 // tokens tokens per call.
 func newSimGateway(b *testing.B, tokens int) *httptest.Server {
 	b.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf("providers:\n  - {name: s, type: sim, tokens: %d}\nmodels:\n  - {name: m, targets: [{provider: s, model: m}]}\n", tokens)), func(string) string { return "" })
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := pipelineFromYAML(b, fmt.Sprintf("providers:\n  - {name: s, type: sim, tokens: %d}\nmodels:\n  - {name: m, targets: [{provider: s, model: m}]}\n", tokens), pipeline.Options{})
 	srv := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{}))
 	b.Cleanup(srv.Close)
 	return srv

@@ -56,18 +56,25 @@ models:
 // test ends.
 func gatewayFromYAML(t testing.TB, src string, opts gateway.Options) *httptest.Server {
 	t.Helper()
+	gw := httptest.NewServer(gateway.NewServer(nil, pipelineFromYAML(t, src, pipeline.Options{}), opts))
+	t.Cleanup(gw.Close)
+	return gw
+}
+
+// pipelineFromYAML builds a pipeline from a config file's text, closed when
+// the test ends.
+func pipelineFromYAML(t testing.TB, src string, opts pipeline.Options) *pipeline.Pipeline {
+	t.Helper()
 	cfg, err := config.Parse([]byte(src), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
+	p, err := pipeline.New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	gw := httptest.NewServer(gateway.NewServer(nil, p, opts))
-	t.Cleanup(gw.Close)
-	return gw
+	return p
 }
 
 func (h *harness) post(t testing.TB, ctx context.Context, path, body string, hdr ...string) *http.Response {

@@ -17,7 +17,6 @@ import (
 	"github.com/openai/openai-go/v3"
 	oassestream "github.com/openai/openai-go/v3/packages/ssestream"
 
-	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/internal/testutil"
 	"github.com/sluice-gw/sluice/pipeline"
@@ -290,15 +289,7 @@ func TestResumeOff(t *testing.T) {
 // simulator with the given faults, and returns the simulator too.
 func gatewayWithSim(t testing.TB, fault string, opts gateway.Options) (*httptest.Server, *sim.Provider) {
 	t.Helper()
-	cfg, err := config.Parse([]byte("providers:\n  - {name: s, type: sim, fault: \""+fault+"\"}\nmodels:\n  - {name: m, targets: [{provider: s, model: m}]}\n"), func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := pipelineFromYAML(t, "providers:\n  - {name: s, type: sim, fault: \""+fault+"\"}\nmodels:\n  - {name: m, targets: [{provider: s, model: m}]}\n", pipeline.Options{})
 	prov, _ := p.Provider("s")
 	gw := httptest.NewServer(gateway.NewServer(nil, p, opts))
 	t.Cleanup(gw.Close)
