@@ -131,12 +131,13 @@ type Streams struct {
 	// 30s.
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// ResumeGrace is how long an upstream call goes on after its client
-	// disconnected, waiting for the client to resume the stream; a resumed
-	// stream runs to its end. Default 30s; off cancels the upstream call
+	// disconnected, waiting for the client to resume the stream; while a
+	// resumed reader is attached it goes on, and ends about a grace period
+	// after the last one leaves. Default 30s; off cancels the upstream call
 	// when the client goes.
 	ResumeGrace Duration `yaml:"resume_grace"`
 	// ResumeRetention is how long a finished stream stays replayable.
-	// Default 5m; off drops its log when it ends. With both resume_grace
+	// Default 5m; off drops its log shortly (10s) after it ends. With both resume_grace
 	// and resume_retention off, streams are not logged and not resumable.
 	ResumeRetention Duration `yaml:"resume_retention"`
 	// ResumeMaxBytes bounds the stream logs kept in this process's memory

@@ -36,13 +36,15 @@ type Options struct {
 	// traffic. 0 means 15s; negative turns heartbeats off.
 	Heartbeat time.Duration
 	// ResumeGrace is how long an upstream call goes on after its client
-	// disconnected, waiting for the client to resume the stream; a resumed
-	// stream runs to its end. 0 means 30s; negative cancels the upstream call
-	// when the client goes.
+	// disconnected, waiting for the client to resume the stream; while a
+	// resumed reader is attached it goes on, and ends about a grace period
+	// after the last one leaves. 0 means 30s; negative cancels the upstream
+	// call when the client goes.
 	ResumeGrace time.Duration
 	// ResumeRetention is how long a finished stream stays replayable. 0
-	// means 5m; negative drops the log when the stream ends. With both
-	// negative, streams are not logged and have no id.
+	// means 5m; negative drops the log shortly (10s) after the stream ends,
+	// once attached readers had time to read the end. With both negative,
+	// streams are not logged and have no id.
 	ResumeRetention time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time

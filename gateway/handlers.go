@@ -371,6 +371,9 @@ func (g *Gateway) heartbeat(gate *commitGate, wt *writeTimer) (stop func()) {
 		}
 		wt.extend(now)
 		if gate.sw.WriteComment("") != nil {
+			if gate.rs != nil {
+				gate.rs.clientGone() // a silent stream's client stopped reading
+			}
 			return
 		}
 		wt.last.Store(now.UnixNano())

@@ -21,6 +21,14 @@ import (
 // resuming it with GET /v1/streams/{id}.
 const StreamIDHeader = "Sluice-Stream-Id"
 
+// storeTimeout bounds a call to the stream log off the per-event path.
+const storeTimeout = 5 * time.Second
+
+// drainRetention is how long the log of a finished stream is kept with
+// resume_retention off: long enough for a reader still attached to read
+// the end.
+const drainRetention = 10 * time.Second
+
 // errNotResumed is the cause with which the upstream call of a stream whose
 // client left and did not come back within the grace period is cancelled.
 var errNotResumed = errors.New("the client left and did not resume within the grace period")
@@ -39,6 +47,7 @@ type resumable struct {
 
 	created atomic.Bool // the log exists; set at the stream's start
 	broken  atomic.Bool // an append failed: the log is incomplete, append no more
+	gone    atomic.Bool // the client left
 
 	goneOnce sync.Once
 	mu       sync.Mutex // guards done and the watcher's start
@@ -68,8 +77,10 @@ func (g *Gateway) resumable() bool { return g.opts.ResumeGrace > 0 || g.opts.Res
 func (rs *resumable) start(h http.Header) func(seq uint64, frame []byte) {
 	ctx := context.WithoutCancel(rs.r.Context())
 	// A log whose writer dies expires after the longest a call may run.
-	ttl := rs.g.opts.ResumeGrace + max(rs.g.opts.ResumeRetention, 0) + time.Hour
-	err := rs.log.Create(ctx, rs.id, store.StreamInfo{Dialect: rs.dialect, Owner: ownerOf(rs.r)}, ttl)
+	ttl := max(rs.g.opts.ResumeGrace, 0) + max(rs.g.opts.ResumeRetention, 0) + time.Hour
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := rs.log.Create(cctx, rs.id, store.StreamInfo{Dialect: rs.dialect, Owner: ownerOf(rs.r)}, ttl)
+	cancel()
 	if err != nil {
 		rs.g.logStoreError(rs.r, "stream log unavailable; the stream is not resumable", err)
 		return nil
@@ -83,6 +94,9 @@ func (rs *resumable) start(h http.Header) func(seq uint64, frame []byte) {
 		if err := rs.log.Append(ctx, rs.id, seq, frame); err != nil {
 			rs.broken.Store(true)
 			rs.g.logStoreError(rs.r, "stream log append failed; the stream is no longer resumable", err)
+			if rs.gone.Load() {
+				rs.cancel(errNotResumed) // nobody can read the rest
+			}
 		}
 	}
 }
@@ -92,6 +106,7 @@ func (rs *resumable) start(h http.Header) func(seq uint64, frame []byte) {
 // reader attached; without one, it is cancelled now.
 func (rs *resumable) clientGone() {
 	rs.goneOnce.Do(func() {
+		rs.gone.Store(true)
 		if rs.g.opts.ResumeGrace <= 0 || !rs.created.Load() || rs.broken.Load() {
 			rs.cancel(errNotResumed)
 			return
@@ -110,8 +125,10 @@ func (rs *resumable) clientGone() {
 }
 
 // watch cancels the upstream call once the grace period has passed since
-// the client left, or since a resuming reader last showed itself (see
-// handleResume), whichever is later.
+// the client left, or since a resuming reader last showed itself (readers
+// do every quarter of the grace, see handleResume), whichever is later; so
+// the call ends between three quarters of and one grace period after the
+// last reader left.
 func (rs *resumable) watch(goneAt time.Time) {
 	grace := rs.g.opts.ResumeGrace
 	t := time.NewTimer(grace)
@@ -125,7 +142,7 @@ func (rs *resumable) watch(goneAt time.Time) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(rs.r.Context()), 5*time.Second)
 		info, err := rs.log.Info(ctx, rs.id)
 		cancel()
-		if err == nil && info.Touched.After(goneAt) {
+		if err == nil && info.Touched.After(goneAt) && !rs.broken.Load() {
 			if idle := time.Since(info.Touched); idle < grace {
 				t.Reset(grace - idle)
 				continue
@@ -137,7 +154,10 @@ func (rs *resumable) watch(goneAt time.Time) {
 }
 
 // finish ends the log (the stream's last event is in it) and stops the
-// watcher. The log stays readable for the retention period.
+// watcher. The log stays readable for the retention period; with retention
+// off, for drainRetention, so that a reader still attached gets the end. A
+// log that missed events is dropped at once: its readers get an error
+// rather than a stream that ends as if complete.
 func (rs *resumable) finish() {
 	rs.mu.Lock()
 	rs.done = true
@@ -149,7 +169,14 @@ func (rs *resumable) finish() {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(rs.r.Context()), 5*time.Second)
 	defer cancel()
-	if err := rs.log.Finish(ctx, rs.id, max(rs.g.opts.ResumeRetention, 0)); err != nil {
+	retention := rs.g.opts.ResumeRetention
+	if retention <= 0 {
+		retention = drainRetention
+	}
+	if rs.broken.Load() {
+		retention = 0
+	}
+	if err := rs.log.Finish(ctx, rs.id, retention); err != nil {
 		rs.g.logStoreError(rs.r, "stream log finish failed", err)
 	}
 }
@@ -211,7 +238,7 @@ func (g *Gateway) handleResume() http.Handler {
 		touch()
 		// While attached, show the stream's writer that someone is
 		// reading, so that it keeps the upstream call going.
-		stopTouch := g.every(g.opts.ResumeGrace/3, touch)
+		stopTouch := g.every(g.opts.ResumeGrace/4, touch)
 		defer stopTouch()
 
 		w.Header().Set(StreamIDHeader, id)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,11 +18,14 @@ import (
 	"github.com/openai/openai-go/v3"
 	oassestream "github.com/openai/openai-go/v3/packages/ssestream"
 
+	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/internal/testutil"
 	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/sim"
 	"github.com/sluice-gw/sluice/sse"
+	"github.com/sluice-gw/sluice/store"
+	"github.com/sluice-gw/sluice/store/memory"
 )
 
 // resumeDialects are the two client dialects with a 100-token streamed
@@ -246,7 +250,7 @@ func TestResumeGrace(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		grace time.Duration
-	}{{"grace", 150 * time.Millisecond}, {"no grace", -1}} {
+	}{{"grace", 150 * time.Millisecond}, {"no grace", time.Duration(config.Off)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			gw, up := gatewayWithSim(t, "chunk_delay=5ms,tokens=60000", gateway.Options{ResumeGrace: tc.grace})
 			first := openStream(t, "POST", gw.URL+"/v1/messages", `{"model":"m","max_tokens":100000,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
@@ -342,4 +346,53 @@ func TestResumeWithSDKDecoders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingLog is a memory stream log whose appends fail from event failAt on.
+type failingLog struct {
+	store.StreamLog
+	failAt uint64
+}
+
+func (l failingLog) Append(ctx context.Context, id string, seq uint64, frame []byte) error {
+	if seq >= l.failAt {
+		return errors.New("store down")
+	}
+	return l.StreamLog.Append(ctx, id, seq, frame)
+}
+
+// TestResumeLogFailures checks the edges of the log: a log that missed
+// events is not replayed as if complete, and with retention off a reader
+// still attached gets the stream's end.
+func TestResumeLogFailures(t *testing.T) {
+	t.Run("append fails", func(t *testing.T) {
+		p := pipelineFromYAML(t, resumeConfig, pipeline.Options{StreamLog: failingLog{memory.NewStreamLog(memory.StreamLogOptions{}), 10}})
+		gw := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{}))
+		defer gw.Close()
+		first := openStream(t, "POST", gw.URL+"/v1/chat/completions", resumeDialects[0].body)
+		id := first.resp.Header.Get(gateway.StreamIDHeader)
+		first.read(t, 0) // the client itself gets the whole stream
+		if last := first.data[len(first.data)-1]; last != "[DONE]" {
+			t.Fatalf("the client's stream ends with %q", last)
+		}
+		// The log lost events from 10 on: resuming must not look complete.
+		c := openStream(t, "GET", gw.URL+"/v1/streams/"+id, "")
+		b, _ := io.ReadAll(c.resp.Body)
+		if c.resp.StatusCode == 200 && !strings.Contains(string(b), `"code":"stream_interrupted"`) || strings.Contains(string(b), "[DONE]") {
+			t.Errorf("resuming a broken log: status %d, body %q", c.resp.StatusCode, b)
+		}
+	})
+	t.Run("retention off", func(t *testing.T) {
+		gw := gatewayFromYAML(t, resumeConfig, gateway.Options{ResumeRetention: time.Duration(config.Off)})
+		first := openStream(t, "POST", gw.URL+"/v1/messages", resumeDialects[1].body)
+		id := first.resp.Header.Get(gateway.StreamIDHeader)
+		first.read(t, 5)
+		first.close()
+		second := openStream(t, "GET", gw.URL+"/v1/streams/"+id, "", "Last-Event-ID", "5")
+		second.read(t, 0)
+		checkSeq(t, second.ids, 6)
+		if last := second.data[len(second.data)-1]; last != resumeDialects[1].last {
+			t.Errorf("attached reader's stream ends with %q, want the end", last)
+		}
+	})
 }

@@ -36,7 +36,7 @@ type StreamEncoder struct {
 	buf          []byte
 	started      bool
 	finished     bool
-	failovers    int // of the finish event
+	failovers    int  // of the finish event
 	failed       bool // Error was written: nothing more may follow
 	usageWritten bool
 	usage        sluice.Usage

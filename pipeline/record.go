@@ -68,8 +68,8 @@ type meteredStream struct {
 
 	usage  sluice.Usage
 	bytes  int // content sent, for the estimate
-	finish   *sluice.Event
-	err      error
+	finish *sluice.Event
+	err    error
 }
 
 func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, model string, start time.Time) sluice.Stream {

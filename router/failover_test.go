@@ -38,9 +38,13 @@ func (p *scripted) Stream(_ context.Context, req *sluice.Request) (sluice.Stream
 }
 
 var (
-	evStart  = func(in int) sluice.Event { return sluice.Event{Type: sluice.EventStart, Usage: sluice.Usage{InputTokens: in}} }
-	evText   = func(s string) sluice.Event { return sluice.Event{Type: sluice.EventText, Text: s} }
-	evUsage  = func(in, out int) sluice.Event { return sluice.Event{Type: sluice.EventUsage, Usage: sluice.Usage{InputTokens: in, OutputTokens: out}} }
+	evStart = func(in int) sluice.Event {
+		return sluice.Event{Type: sluice.EventStart, Usage: sluice.Usage{InputTokens: in}}
+	}
+	evText  = func(s string) sluice.Event { return sluice.Event{Type: sluice.EventText, Text: s} }
+	evUsage = func(in, out int) sluice.Event {
+		return sluice.Event{Type: sluice.EventUsage, Usage: sluice.Usage{InputTokens: in, OutputTokens: out}}
+	}
 	evFinish = sluice.Event{Type: sluice.EventFinish, FinishReason: sluice.FinishStop}
 	broken   = sluice.NewError(sluice.CodeStreamInterrupted, "x")
 )
@@ -84,16 +88,16 @@ func TestMidStreamFailover(t *testing.T) {
 				{Role: sluice.RoleUser, Parts: []sluice.Part{sluice.TextPart(ContinueInstruction)}}},
 		},
 		{
-			name:  "reported usage of the broken call",
-			first: &scripted{events: []sluice.Event{evStart(10), evText("Hello world, "), evUsage(10, 3)}, err: sluice.NewError(sluice.CodeUpstreamTimeout, "idle")},
+			name:   "reported usage of the broken call",
+			first:  &scripted{events: []sluice.Event{evStart(10), evText("Hello world, "), evUsage(10, 3)}, err: sluice.NewError(sluice.CodeUpstreamTimeout, "idle")},
 			second: &scripted{events: []sluice.Event{evStart(20), evText("again."), evFinish}, err: io.EOF}, prefill: true,
 			wantText:  "Hello world, again.",
 			wantUsage: sluice.Usage{InputTokens: 30, OutputTokens: 3}, // the second reported nothing: what is known
 			wantMsgs:  []sluice.Message{user, {Role: sluice.RoleAssistant, Parts: []sluice.Part{sluice.TextPart("Hello world,")}}},
 		},
 		{
-			name:  "tool call is not continued",
-			first: &scripted{events: []sluice.Event{evStart(10), {Type: sluice.EventToolCall, ToolName: "f", Arguments: `{"a":`}}, err: broken},
+			name:   "tool call is not continued",
+			first:  &scripted{events: []sluice.Event{evStart(10), {Type: sluice.EventToolCall, ToolName: "f", Arguments: `{"a":`}}, err: broken},
 			second: second(), wantErr: sluice.CodeStreamInterrupted,
 		},
 		{name: "option off", first: first(), second: second(), off: true, wantText: "Hello world, ", wantErr: sluice.CodeStreamInterrupted},

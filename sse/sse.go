@@ -319,7 +319,11 @@ func (w *Writer) WriteComment(text string) error {
 	if w.err != nil {
 		return w.err
 	}
-	return w.writeFlush()
+	err := w.writeFlush()
+	if w.log != nil {
+		w.err = err
+	}
+	return err
 }
 
 // WriteRaw writes bytes already in event-stream form and flushes them.

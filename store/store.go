@@ -28,7 +28,9 @@ type StreamLog interface {
 	// does not stay forever.
 	Create(ctx context.Context, id string, info StreamInfo, ttl time.Duration) error
 	// Append adds frame as event seq. Sequence numbers start at 1 and grow by
-	// one; the log keeps its own copy of frame.
+	// one; the log keeps its own copy of frame. Appending the last event
+	// again with the same bytes (a retry whose answer was lost) does
+	// nothing and succeeds.
 	Append(ctx context.Context, id string, seq uint64, frame []byte) error
 	// Finish marks the log complete: readers get what is left and end. The
 	// log is kept for retention from now, then expires.

@@ -42,7 +42,7 @@ type StreamLog struct {
 }
 
 type memStream struct {
-	info   store.StreamInfo
+	info store.StreamInfo
 	// Frames are copied into a few blocks, not one allocation each, and
 	// found by position: neither blocks nor positions hold pointers, so a
 	// large log costs the garbage collector little. Bytes once written are
@@ -104,6 +104,13 @@ func (l *StreamLog) Append(_ context.Context, id string, seq uint64, frame []byt
 	}
 	if s.info.Finished {
 		return fmt.Errorf("stream %q is finished", id)
+	}
+	if n := uint64(len(s.frames)); n > 0 && seq == n {
+		// The same event again (a retried append) is accepted; other
+		// bytes under its number are not.
+		if f := s.frames[n-1]; string(s.blocks[f.block][f.start:f.end]) == string(frame) {
+			return nil
+		}
 	}
 	if want := uint64(len(s.frames)) + 1; seq != want {
 		return fmt.Errorf("stream %q: event %d appended, want %d", id, seq, want)
@@ -173,8 +180,12 @@ func (l *StreamLog) Touch(_ context.Context, id string, now time.Time) error {
 // Read implements store.StreamLog.
 func (l *StreamLog) Read(ctx context.Context, id string, after uint64) iter.Seq2[store.Frame, error] {
 	return func(yield func(store.Frame, error) bool) {
-		next := after + 1
+		seen := after // frames[:seen] have been read (or skipped)
 		for {
+			if err := ctx.Err(); err != nil {
+				yield(store.Frame{}, err)
+				return
+			}
 			l.mu.Lock()
 			s := l.get(id, l.opts.Now())
 			if s == nil {
@@ -183,34 +194,32 @@ func (l *StreamLog) Read(ctx context.Context, id string, after uint64) iter.Seq2
 				return
 			}
 			var frames [][]byte
-			for _, f := range s.frames[min(next-1, uint64(len(s.frames))):] {
-				frames = append(frames, s.blocks[f.block][f.start:f.end:f.end])
+			if n := uint64(len(s.frames)); seen < n {
+				for _, f := range s.frames[seen:] {
+					frames = append(frames, s.blocks[f.block][f.start:f.end:f.end])
+				}
 			}
 			finished := s.info.Finished
-			l.mu.Unlock()
 			var changed chan struct{}
+			if len(frames) == 0 && !finished {
+				s.waiting = true
+				changed = s.changed
+			}
+			l.mu.Unlock()
 			// Frames are never modified once appended, so they are read
 			// without the lock.
 			for _, f := range frames {
-				if !yield(store.Frame{Seq: next, Data: f}, nil) {
+				seen++
+				if !yield(store.Frame{Seq: seen, Data: f}, nil) {
 					return
 				}
-				next++
 			}
 			if finished {
 				return
 			}
-			if len(frames) > 0 {
+			if changed == nil {
 				continue // more may have come while yielding
 			}
-			l.mu.Lock()
-			if s.info.Finished || uint64(len(s.frames)) >= next || l.streams[id] != s {
-				l.mu.Unlock()
-				continue // it changed since we looked
-			}
-			s.waiting = true
-			changed = s.changed
-			l.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				yield(store.Frame{}, ctx.Err())

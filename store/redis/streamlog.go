@@ -106,6 +106,15 @@ end
 if redis.call('HGET', KEYS[1], 'finished') == '1' then
 	return {2, last}
 end
+if last == ARGV[2] then
+	-- The same event again (a retried append whose answer was lost) is
+	-- accepted; other bytes under its number are not.
+	local e = redis.call('XRANGE', KEYS[2], '0-' .. ARGV[2], '0-' .. ARGV[2])
+	if e[1] and e[1][2][2] == ARGV[3] then
+		return {0, last}
+	end
+	return {3, last}
+end
 if last ~= ARGV[1] then
 	return {3, last}
 end

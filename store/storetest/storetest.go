@@ -94,7 +94,18 @@ func RunStreamLog(t *testing.T, open func(t testing.TB) store.StreamLog) {
 			t.Fatal(err)
 		}
 		if err := l.Append(ctx, id, 1, []byte("b")); err == nil {
-			t.Error("Append of event 1 twice succeeded")
+			t.Error("Append of other bytes as event 1 succeeded")
+		}
+		// A retried append (the first one's answer lost) is no error and
+		// adds nothing.
+		if err := l.Append(ctx, id, 1, []byte("a")); err != nil {
+			t.Errorf("Append of event 1 again: %v", err)
+		}
+		if err := l.Finish(ctx, id, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, l, id, 0); len(got) != 1 || string(got[0]) != "a" {
+			t.Errorf("log after a retried append = %q, want [a]", got)
 		}
 	})
 
@@ -166,6 +177,34 @@ func RunStreamLog(t *testing.T, open func(t testing.TB) store.StreamLog) {
 		}
 		if !errors.Is(last, context.Canceled) {
 			t.Errorf("Read after cancel: err = %v, want context.Canceled", last)
+		}
+	})
+
+	t.Run("ReadAfterLargest", func(t *testing.T) {
+		// Nothing follows the largest sequence number: a read waits for
+		// the end like any other (the next number must not wrap to 0).
+		l := open(t)
+		id := newID()
+		writeLog(t, l, id, 1, false)
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		n := 0
+		var last error
+		for _, err := range l.Read(rctx, id, ^uint64(0)) {
+			if err != nil {
+				last = err
+				break
+			}
+			n++
+		}
+		if n != 0 || !errors.Is(last, context.DeadlineExceeded) {
+			t.Errorf("read %d events, err %v; want none and the deadline", n, last)
+		}
+		if err := l.Finish(ctx, id, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, l, id, ^uint64(0)); len(got) != 0 {
+			t.Errorf("read after the largest of a finished log: %q", got)
 		}
 	})
 
