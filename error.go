@@ -91,7 +91,18 @@ type Error struct {
 	// RetryAfter is how long the client should wait before trying again; zero
 	// if there is no advice.
 	RetryAfter time.Duration
-	Err        error
+	// Details list client-safe specifics, such as where an answer broke its
+	// schema (schema_violation); the dialects render them beside the
+	// message.
+	Details []ErrorDetail
+	Err     error
+}
+
+// An ErrorDetail is one client-safe specific of an Error: a location (a
+// JSON Pointer into the answer) and what is wrong there.
+type ErrorDetail struct {
+	Path   string
+	Reason string
 }
 
 // NewError returns an *Error with code c and a client-safe message. The message

@@ -85,6 +85,21 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	b = appendString(b, typ)
 	b = append(b, `,"message":`...)
 	b = appendString(b, msg)
+	if err != nil && len(err.Details) > 0 {
+		// Sluice's extension: where an answer broke its schema.
+		b = append(b, `,"details":[`...)
+		for i, d := range err.Details {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"path":`...)
+			b = appendString(b, d.Path)
+			b = append(b, `,"reason":`...)
+			b = appendString(b, d.Reason)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}}"...)
 }
 
