@@ -198,6 +198,10 @@ type Model struct {
 	// first content on the next targets, as one stream (see docs/config.md).
 	// Empty: a broken stream ends with an error event.
 	Failover string `yaml:"failover"`
+	// RepairAttempts is how many times an answer to a json_schema or
+	// json_object request that breaks its schema is asked again before the
+	// call fails with schema_violation. Unset means 1; 0 turns repair off.
+	RepairAttempts *int `yaml:"repair_attempts"`
 }
 
 // FailoverMidStream is the Model.Failover value that turns on mid-stream
@@ -619,6 +623,9 @@ func (c *Config) Validate() error {
 			v.add("at least one target is required", append(at, "targets")...)
 		}
 		checkTimeouts(&v, m.Timeouts, at)
+		if m.RepairAttempts != nil && (*m.RepairAttempts < 0 || *m.RepairAttempts > 5) {
+			v.add("must be from 0 to 5", append(at, "repair_attempts")...)
+		}
 		if m.Failover != "" && m.Failover != FailoverMidStream {
 			v.add(fmt.Sprintf("unknown failover %q (want mid_stream, or leave it out)", m.Failover), append(at, "failover")...)
 		}

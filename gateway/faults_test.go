@@ -188,17 +188,19 @@ var faultCases = []faultCase{
 		plain:  faultWant{outcome: answered, status: 200, words: 12, finish: "length"},
 	},
 	{
-		// Prose where JSON was asked for comes back as text: there are no
-		// contracts yet to check it.
+		// Prose where JSON was asked for: the answer is asked again once,
+		// gets prose again, and the call fails with schema_violation; a
+		// stream (whose text already went out) ends with it as an error
+		// event after the simulator's 24 words.
 		name: "schema-as-text", fault: "prose", output: "json_schema",
-		stream: faultWant{outcome: answered, status: 200, finish: "stop"},
-		plain:  faultWant{outcome: answered, status: 200, finish: "stop"},
+		stream: faultWant{outcome: broken, status: 200, code: sluice.CodeSchemaViolation, words: 24},
+		plain:  faultWant{outcome: refused, status: 502, code: sluice.CodeSchemaViolation},
 	},
 	{
 		// Only OpenAI's dialect has a JSON mode without a schema.
 		name: "object-as-text", fault: "prose", output: "json_object", clients: []string{dialectOpenAI},
-		stream: faultWant{outcome: answered, status: 200, finish: "stop"},
-		plain:  faultWant{outcome: answered, status: 200, finish: "stop"},
+		stream: faultWant{outcome: broken, status: 200, code: sluice.CodeSchemaViolation, words: 24},
+		plain:  faultWant{outcome: refused, status: 502, code: sluice.CodeSchemaViolation},
 	},
 }
 
@@ -221,6 +223,7 @@ var (
 		sluice.CodeUpstreamUnavailable: "server_error",
 		sluice.CodeUpstreamError:       "server_error",
 		sluice.CodeStreamInterrupted:   "server_error",
+		sluice.CodeSchemaViolation:     "server_error",
 	}
 	faultAnthropicTypes = map[sluice.Code]string{
 		sluice.CodeRateLimited:         "rate_limit_error",
@@ -229,6 +232,7 @@ var (
 		sluice.CodeUpstreamUnavailable: "api_error",
 		sluice.CodeUpstreamError:       "api_error",
 		sluice.CodeStreamInterrupted:   "api_error",
+		sluice.CodeSchemaViolation:     "api_error",
 	}
 )
 
@@ -548,7 +552,16 @@ func checkFaultError(t *testing.T, client, data string, code sluice.Code) {
 		t.Fatalf("error %s has no error object: %v", data, err)
 	}
 	msg, _ := inner["message"].(string)
-	if msg != code.DefaultMessage() {
+	fields := 0 // beyond the dialect's own
+	if code == sluice.CodeSchemaViolation {
+		// The message says where the answer broke the schema, and the
+		// details list it: paths and rules, never the answer itself.
+		ds, _ := inner["details"].([]any)
+		if !strings.HasPrefix(msg, "The model's answer did not match the schema") || len(ds) == 0 {
+			t.Errorf("error message %q, details %v: want the violations", msg, inner["details"])
+		}
+		fields = 1
+	} else if msg != code.DefaultMessage() {
 		t.Errorf("error message %q, want %q", msg, code.DefaultMessage())
 	}
 	switch client {
@@ -556,7 +569,7 @@ func checkFaultError(t *testing.T, client, data string, code sluice.Code) {
 		if len(top) != 1 {
 			t.Errorf("error %s: want only the error field", data)
 		}
-		if len(inner) != 4 || inner["type"] != faultOpenAITypes[code] || inner["code"] != string(code) ||
+		if len(inner) != 4+fields || inner["type"] != faultOpenAITypes[code] || inner["code"] != string(code) ||
 			!hasNull(inner, "param") {
 			t.Errorf("error %s: want {message, type %q, param null, code %q}", data, faultOpenAITypes[code], code)
 		}
@@ -564,7 +577,7 @@ func checkFaultError(t *testing.T, client, data string, code sluice.Code) {
 		if len(top) != 2 || string(top["type"]) != `"error"` {
 			t.Errorf("error %s: want type error and the error object only", data)
 		}
-		if len(inner) != 2 || inner["type"] != faultAnthropicTypes[code] {
+		if len(inner) != 2+fields || inner["type"] != faultAnthropicTypes[code] {
 			t.Errorf("error %s: want {type %q, message}", data, faultAnthropicTypes[code])
 		}
 	}

@@ -450,13 +450,14 @@ func (g *Gateway) clientError(r *http.Request, err error) *sluice.Error {
 // stream. After the first byte the code is upstream_timeout or
 // stream_interrupted, whatever the upstream said (an overloaded_error event
 // mid-stream is an interrupted stream to the client, who cannot retry the
-// part already received).
+// part already received), or schema_violation for a structured answer that
+// came whole but broke its schema.
 func (g *Gateway) streamError(err error) *sluice.Error {
 	if g.aborted() {
 		return &sluice.Error{Code: shutdownError.Code, Message: shutdownError.Message, Err: err}
 	}
 	var e *sluice.Error
-	if errors.As(err, &e) && (e.Code == sluice.CodeUpstreamTimeout || e.Code == sluice.CodeStreamInterrupted) {
+	if errors.As(err, &e) && (e.Code == sluice.CodeUpstreamTimeout || e.Code == sluice.CodeStreamInterrupted || e.Code == sluice.CodeSchemaViolation) {
 		return e
 	}
 	if e == nil && errors.Is(err, context.DeadlineExceeded) {

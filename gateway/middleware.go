@@ -112,6 +112,11 @@ func (g *Gateway) withAccessLog(next http.Handler) http.Handler {
 			if rec.Failovers > 0 {
 				attrs = append(attrs, slog.Int("failovers", rec.Failovers))
 			}
+			if rec.ParseFailures+rec.SchemaFailures > 0 {
+				attrs = append(attrs, slog.Int("parse_failures", rec.ParseFailures),
+					slog.Int("schema_failures", rec.SchemaFailures), slog.Int("repairs", rec.Repairs),
+					slog.Bool("repaired", rec.Repaired))
+			}
 		}
 		g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})

@@ -26,6 +26,7 @@ import (
 	oaoption "github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/sluice-gw/sluice/contract"
 	"github.com/sluice-gw/sluice/sim"
 )
 
@@ -217,6 +218,14 @@ func checkWeatherArgs(t testing.TB, args []byte) {
 // checkPerson checks content against sdkPersonSchema.
 func checkPerson(t testing.TB, content string) {
 	t.Helper()
+	schema, _ := json.Marshal(sdkPersonSchema)
+	compiled, err := contract.NewCompiler().Compile(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, vs := compiled.Check(content); len(vs) != 0 {
+		t.Errorf("content %q breaks the schema: %+v", content, vs)
+	}
 	dec := json.NewDecoder(strings.NewReader(content))
 	dec.UseNumber()
 	var m map[string]any

@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/anthropic"
 	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/contract"
 	"github.com/sluice-gw/sluice/openai"
 	"github.com/sluice-gw/sluice/router"
 	"github.com/sluice-gw/sluice/sim"
@@ -51,6 +52,8 @@ type Pipeline struct {
 	streams   store.StreamLog
 	closers   []func() error
 	onRecord  func(context.Context, Record)
+	schemas   *contract.Compiler
+	repairs   map[string]int // repair attempts of the routes that set them
 }
 
 // New builds a Pipeline from cfg, which must be valid (config.Parse, Load and
@@ -64,7 +67,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord}
+	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord,
+		schemas: contract.NewCompiler(), repairs: map[string]int{}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -117,6 +121,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	routes := make([]router.Route, 0, len(cfg.Models))
 	for _, m := range cfg.Models {
 		rt := router.Route{Name: m.Name, MidStreamFailover: m.Failover == config.FailoverMidStream}
+		if m.RepairAttempts != nil {
+			p.repairs[m.Name] = *m.RepairAttempts
+		}
 		for _, t := range m.Targets {
 			pc, ok := configs[t.Provider]
 			if !ok {
@@ -220,6 +227,22 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 		return nil, err
 	}
 	start := time.Now()
+	schema, err := p.outputSchema(req)
+	if err != nil {
+		p.record(ctx, Record{Model: req.Model, Err: err})
+		return nil, err
+	}
+	if schema != nil {
+		rec := Record{Model: req.Model}
+		resp, err := p.completeChecked(ctx, req, schema, &rec)
+		rec.Err, rec.Duration = err, time.Since(start)
+		p.record(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		resp.Model = req.Model
+		return resp, nil
+	}
 	resp, err := p.router.Complete(ctx, req)
 	if err != nil {
 		p.record(ctx, Record{Model: req.Model, Err: err, Duration: time.Since(start)})
@@ -241,6 +264,11 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 		return nil, err
 	}
 	start := time.Now()
+	schema, err := p.outputSchema(req)
+	if err != nil {
+		p.record(ctx, Record{Model: req.Model, Stream: true, Err: err})
+		return nil, err
+	}
 	s, err := p.router.Stream(ctx, req)
 	if err != nil {
 		p.record(ctx, Record{Model: req.Model, Stream: true, Err: err, Duration: time.Since(start)})
@@ -248,7 +276,7 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	}
 	// The stream reports the public model name in EventStart, as Complete
 	// does in its Response, and its Record when released.
-	return p.meter(ctx, s, req.Model, start), nil
+	return p.meter(ctx, s, req.Model, start, schema), nil
 }
 
 // check validates what every call needs, whoever built the request.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/contract"
 )
 
 // A Record is what one call consumed and how it ended, reported once when
@@ -25,6 +26,13 @@ type Record struct {
 	Estimated bool
 	// Failovers counts the targets that took over a broken stream.
 	Failovers int
+	// For structured answers (json_schema, json_object): answers that were
+	// not JSON, answers that broke the schema, repair requests made, and
+	// whether a repair produced the valid answer.
+	ParseFailures  int
+	SchemaFailures int
+	Repairs        int
+	Repaired       bool
 	// Err is nil for a complete answer, else why the call failed or the
 	// stream ended early (a client that left: context.Canceled).
 	Err      error
@@ -70,10 +78,14 @@ type meteredStream struct {
 	bytes  int // content sent, for the estimate
 	finish *sluice.Event
 	err    error
+	counts Record // ParseFailures and SchemaFailures, from a checkedStream
 }
 
-func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, model string, start time.Time) sluice.Stream {
+func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, model string, start time.Time, schema *contract.Schema) sluice.Stream {
 	m := &meteredStream{p: p, ctx: ctx, model: model, start: start}
+	if schema != nil {
+		s = p.checkStream(s, schema, &m.counts)
+	}
 	m.next, m.stop = sluice.Pull(s)
 	return sluice.NewStream(m.pull, m.release)
 }
@@ -105,7 +117,8 @@ func (m *meteredStream) pull() (sluice.Event, error) {
 
 func (m *meteredStream) release() error {
 	m.stop()
-	rec := Record{Model: m.model, Stream: true, Usage: m.usage, Err: m.err, Duration: time.Since(m.start)}
+	rec := Record{Model: m.model, Stream: true, Usage: m.usage, Err: m.err, Duration: time.Since(m.start),
+		ParseFailures: m.counts.ParseFailures, SchemaFailures: m.counts.SchemaFailures}
 	if m.finish != nil {
 		rec.Failovers = m.finish.Failovers
 	} else if rec.Err == nil {

@@ -46,6 +46,16 @@ type Fault struct {
 	Prose bool
 	// Truncate cuts the answer half way and finishes with "length".
 	Truncate bool
+	// SchemaBreak answers JSON that breaks the requested schema (the valid
+	// answer wrapped in an array), when JSON output was asked for.
+	SchemaBreak bool
+	// Fences wraps a JSON answer in a Markdown code fence.
+	Fences bool
+	// Attempts, when positive, limits Prose, SchemaBreak, Fences and
+	// Truncate to a call's first Attempts attempts, counted by the
+	// assistant messages of the request: a repair request (the broken
+	// answer, then a correction) is attempt 2.
+	Attempts int
 	// Tokens is the answer length in tokens (words) for text answers; zero
 	// means the provider's default. At most MaxTokens.
 	Tokens int
@@ -83,6 +93,15 @@ func (f Fault) Merge(over Fault) Fault {
 	}
 	if over.Truncate {
 		f.Truncate = true
+	}
+	if over.SchemaBreak {
+		f.SchemaBreak = true
+	}
+	if over.Fences {
+		f.Fences = true
+	}
+	if over.Attempts != 0 {
+		f.Attempts = over.Attempts
 	}
 	if over.Tokens != 0 {
 		f.Tokens = over.Tokens
@@ -127,6 +146,9 @@ func (f Fault) String() string {
 	dur("retry_after", f.RetryAfter)
 	flag("prose", f.Prose)
 	flag("truncate", f.Truncate)
+	flag("schema_break", f.SchemaBreak)
+	flag("fences", f.Fences)
+	num("attempts", f.Attempts)
 	num("tokens", f.Tokens)
 	if len(b) == 0 {
 		return ""
@@ -136,7 +158,8 @@ func (f Fault) String() string {
 
 // ParseFault parses a comma-separated list of fault items, such as
 // "latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,
-// error_at=3,status=429,retry_after=2s,prose,truncate,tokens=100". Durations use
+// error_at=3,status=429,retry_after=2s,prose,truncate,schema_break,fences,
+// attempts=1,tokens=100". Durations use
 // time.ParseDuration's syntax and must not be negative; counts are
 // non-negative integers; status is an HTTP error status (400 to 599); tokens
 // is at most MaxTokens; prose and truncate are flags (or =true, =false).
@@ -221,10 +244,16 @@ func ParseFault(s string) (Fault, error) {
 			err = flag(&f.Prose)
 		case "truncate":
 			err = flag(&f.Truncate)
+		case "schema_break":
+			err = flag(&f.SchemaBreak)
+		case "fences":
+			err = flag(&f.Fences)
+		case "attempts":
+			err = num(&f.Attempts, 0, 1<<31-1)
 		case "tokens":
 			err = num(&f.Tokens, 0, MaxTokens)
 		default:
-			err = bad("unknown fault (want latency, ttft, chunk_delay, stall_after, drop_after, error_at, status, retry_after, prose, truncate or tokens)")
+			err = bad("unknown fault (want latency, ttft, chunk_delay, stall_after, drop_after, error_at, status, retry_after, prose, truncate, schema_break, fences, attempts or tokens)")
 		}
 		if err != nil {
 			return Fault{}, err

@@ -71,6 +71,17 @@ func (p *Provider) plan(req *sluice.Request, f Fault) (*answer, error) {
 		}
 	}
 
+	if f.Attempts > 0 {
+		attempt := 1
+		for i := range req.Messages {
+			if req.Messages[i].Role == sluice.RoleAssistant {
+				attempt++
+			}
+		}
+		if attempt > f.Attempts {
+			f.Prose, f.SchemaBreak, f.Fences, f.Truncate = false, false, false, false
+		}
+	}
 	last := &req.Messages[len(req.Messages)-1]
 	switch {
 	case len(req.Tools) > 0 && req.ToolChoice.Mode != sluice.ToolChoiceNone && last.Role == sluice.RoleUser:
@@ -91,7 +102,14 @@ func (p *Provider) plan(req *sluice.Request, f Fault) (*answer, error) {
 		}
 		g.root = root
 		g.value(root, 0)
-		a.pieces = g.chunk(string(g.out), -1, nil)
+		out := string(g.out)
+		if f.SchemaBreak {
+			out = "[" + out + "]" // valid JSON, wrong shape
+		}
+		if f.Fences {
+			out = "```json\n" + out + "\n```"
+		}
+		a.pieces = g.chunk(out, -1, nil)
 	case last.Role == sluice.RoleTool:
 		a.pieces = g.words(tokens, toolResultPrefix(req, last))
 	default:
