@@ -11,6 +11,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,6 +85,9 @@ type Config struct {
 	// Models are the public model names clients ask for, each routed to an
 	// ordered list of targets.
 	Models []Model `yaml:"models"`
+	// Contracts are named structured calls: a schema, the model route that
+	// answers it and a system prompt, served at /v1/contracts/{name}.
+	Contracts []Contract `yaml:"contracts"`
 	// Simulated reports whether Default fell back to the simulator because no
 	// API key was set. It is never read from the file.
 	Simulated bool `yaml:"-"`
@@ -202,6 +208,76 @@ type Model struct {
 	// json_object request that breaks its schema is asked again before the
 	// call fails with schema_violation. Unset means 1; 0 turns repair off.
 	RepairAttempts *int `yaml:"repair_attempts"`
+}
+
+// A Contract is a named structured call: an input goes to a model route
+// with the contract's system prompt, and the answer must satisfy the
+// contract's JSON Schema.
+type Contract struct {
+	// Name identifies the contract in /v1/contracts/{name}: letters,
+	// digits, '-', '_' and '.'. Required, unique.
+	Name string `yaml:"name"`
+	// Description says what the contract is for; GET /v1/contracts/{name}
+	// shows it with the schema.
+	Description string `yaml:"description"`
+	// Model is the model route (a models[].name) that answers. Required.
+	Model string `yaml:"model"`
+	// Schema is the JSON Schema, inline as YAML or as a JSON string.
+	// Exactly one of schema and schema_file.
+	Schema any `yaml:"schema"`
+	// SchemaFile is a file holding the schema as JSON, relative to the
+	// config file.
+	SchemaFile string `yaml:"schema_file"`
+	// System is the system prompt sent with every input.
+	System string `yaml:"system"`
+	// RepairAttempts overrides the model route's repair attempts (0 to 5).
+	RepairAttempts *int `yaml:"repair_attempts"`
+	// SchemaJSON is the schema as JSON, from Schema or SchemaFile; Parse
+	// and Load fill it.
+	SchemaJSON json.RawMessage `yaml:"-"`
+}
+
+// contractName is what a contract's name may hold: it is a URL path segment.
+var contractName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// resolveContracts fills each contract's SchemaJSON, reading schema files
+// relative to dir.
+func (c *Config) resolveContracts(dir string) error {
+	var v validator
+	for i := range c.Contracts {
+		ct := &c.Contracts[i]
+		at := []any{"contracts", i}
+		switch {
+		case ct.Schema != nil && ct.SchemaFile != "":
+			v.add("give schema or schema_file, not both", append(at, "schema_file")...)
+		case ct.SchemaFile != "":
+			path := ct.SchemaFile
+			if !filepath.IsAbs(path) && dir != "" {
+				path = filepath.Join(dir, path)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				v.add("cannot read the schema file: "+err.Error(), append(at, "schema_file")...)
+			} else if !json.Valid(b) {
+				v.add("the schema file is not JSON", append(at, "schema_file")...)
+			} else {
+				ct.SchemaJSON = b
+			}
+		case ct.Schema != nil:
+			if s, ok := ct.Schema.(string); ok {
+				if !json.Valid([]byte(s)) {
+					v.add("a schema given as a string must be JSON", append(at, "schema")...)
+				} else {
+					ct.SchemaJSON = json.RawMessage(s)
+				}
+			} else if b, err := json.Marshal(ct.Schema); err != nil {
+				v.add("the schema cannot be written as JSON: "+err.Error(), append(at, "schema")...)
+			} else {
+				ct.SchemaJSON = b
+			}
+		}
+	}
+	return v.err()
 }
 
 // FailoverMidStream is the Model.Failover value that turns on mid-stream
@@ -348,6 +424,11 @@ func (e *nodeError) Error() string { return e.msg }
 // validates. Errors are *Error values with line and column, joined with
 // errors.Join when there are several. A nil getenv sees no variables.
 func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	return parse(data, getenv, "")
+}
+
+// parse is Parse with schema files read relative to dir.
+func parse(data []byte, getenv func(string) string, dir string) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
@@ -385,6 +466,9 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 		}
 	}
 	c.applyDefaults()
+	if err := c.resolveContracts(dir); err != nil {
+		return nil, locate(body, err)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, locate(body, err)
 	}
@@ -409,7 +493,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, err := Parse(data, getenv)
+	c, err := parse(data, getenv, filepath.Dir(path))
 	if err != nil {
 		return nil, nameFile(err, path)
 	}
@@ -639,6 +723,31 @@ func (c *Config) Validate() error {
 			if t.Model == "" {
 				v.add("required", append(tat, "model")...)
 			}
+		}
+	}
+	contracts := map[string]int{}
+	for i, ct := range c.Contracts {
+		at := []any{"contracts", i}
+		switch _, dup := contracts[ct.Name]; {
+		case ct.Name == "":
+			v.add("required", append(at, "name")...)
+		case !contractName.MatchString(ct.Name):
+			v.add("use letters, digits, '-', '_' and '.' only (at most 64)", append(at, "name")...)
+		case dup:
+			v.add(fmt.Sprintf("duplicate contract name %q (also contracts[%d])", ct.Name, contracts[ct.Name]), append(at, "name")...)
+		default:
+			contracts[ct.Name] = i
+		}
+		if ct.Model == "" {
+			v.add("required", append(at, "model")...)
+		} else if _, ok := models[ct.Model]; !ok {
+			v.add(fmt.Sprintf("unknown model %q (want one of models[].name)", ct.Model), append(at, "model")...)
+		}
+		if ct.Schema == nil && ct.SchemaFile == "" {
+			v.add("a schema or a schema_file is required", append(at, "schema")...)
+		}
+		if ct.RepairAttempts != nil && (*ct.RepairAttempts < 0 || *ct.RepairAttempts > 5) {
+			v.add("must be from 0 to 5", append(at, "repair_attempts")...)
 		}
 	}
 	return v.err()

@@ -865,3 +865,55 @@ func TestNegativeTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// TestContracts checks the contracts section: a schema inline as YAML, as
+// a JSON string, or from a file next to the config, and the mistakes that
+// are refused with their place.
+func TestContracts(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "city.json"), []byte(`{"type":"object","required":["city"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := minimal + `contracts:
+  - name: person
+    description: A person named in the text.
+    model: m
+    system: Extract the person.
+    repair_attempts: 2
+    schema:
+      type: object
+      properties: {name: {type: string}, age: {type: integer, minimum: 0}}
+      required: [name]
+  - {name: json-string, model: m, schema: '{"type":"array"}'}
+  - {name: city, model: m, schema_file: city.json}
+`
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, envFunc(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var person map[string]any
+	if err := json.Unmarshal(c.Contracts[0].SchemaJSON, &person); err != nil || person["type"] != "object" || *c.Contracts[0].RepairAttempts != 2 {
+		t.Errorf("inline schema %s: %v", c.Contracts[0].SchemaJSON, err)
+	}
+	if string(c.Contracts[1].SchemaJSON) != `{"type":"array"}` || string(c.Contracts[2].SchemaJSON) != `{"type":"object","required":["city"]}` {
+		t.Errorf("schemas %s and %s", c.Contracts[1].SchemaJSON, c.Contracts[2].SchemaJSON)
+	}
+	for bad, want := range map[string]string{
+		"contracts: [{name: a, model: nope, schema: {type: object}}]\n":                   "contracts[0].model: unknown model",
+		"contracts: [{name: a, model: m}]\n":                                              "contracts[0].schema: a schema or a schema_file is required",
+		"contracts: [{name: a/b, model: m, schema: {}}]\n":                                "contracts[0].name: use letters",
+		"contracts: [{name: a, model: m, schema: {}}, {name: a, model: m, schema: {}}]\n": "contracts[1].name: duplicate contract name",
+		"contracts: [{name: a, model: m, schema: {}, schema_file: x.json}]\n":             "contracts[0].schema_file: give schema or schema_file, not both",
+		"contracts: [{name: a, model: m, schema: 'not json'}]\n":                          "contracts[0].schema: a schema given as a string must be JSON",
+		"contracts: [{name: a, model: m, schema_file: /nonexistent/s.json}]\n":            "contracts[0].schema_file: cannot read",
+	} {
+		_, err := Parse([]byte(minimal+bad), envFunc(nil))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", bad, err, want)
+		}
+	}
+}

@@ -54,6 +54,8 @@ type Pipeline struct {
 	onRecord  func(context.Context, Record)
 	schemas   *contract.Compiler
 	repairs   map[string]int // repair attempts of the routes that set them
+	contracts map[string]*namedContract
+	names     []string // of the contracts, in config order
 }
 
 // New builds a Pipeline from cfg, which must be valid (config.Parse, Load and
@@ -146,6 +148,15 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		}
 		routes = append(routes, rt)
 	}
+	p.contracts = map[string]*namedContract{}
+	for _, ct := range cfg.Contracts {
+		s, err := p.schemas.Compile(ct.SchemaJSON)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: contract %q: %s", ct.Name, sluice.AsError(err).Message)
+		}
+		p.contracts[ct.Name] = &namedContract{cfg: ct, schema: s}
+		p.names = append(p.names, ct.Name)
+	}
 	r, err := router.New(routes)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -234,7 +245,7 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	}
 	if schema != nil {
 		rec := Record{Model: req.Model}
-		resp, err := p.completeChecked(ctx, req, schema, &rec)
+		resp, err := p.completeChecked(ctx, req, schema, p.repairAttempts(req.Model), &rec)
 		rec.Err, rec.Duration = err, time.Since(start)
 		p.record(ctx, rec)
 		if err != nil {

@@ -42,8 +42,8 @@ func (p *Pipeline) repairAttempts(model string) int {
 // route's repair attempts, within the call's context. The usage of every
 // attempt is counted. When repair is exhausted the error is
 // schema_violation with the last answer's violations.
-func (p *Pipeline) completeChecked(ctx context.Context, req *sluice.Request, schema *contract.Schema, rec *Record) (*sluice.Response, error) {
-	attempts := 1 + p.repairAttempts(req.Model)
+func (p *Pipeline) completeChecked(ctx context.Context, req *sluice.Request, schema *contract.Schema, repairs int, rec *Record) (*sluice.Response, error) {
+	attempts := 1 + repairs
 	r := req
 	var last []contract.Violation
 	for i := range attempts {

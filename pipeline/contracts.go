@@ -1,0 +1,112 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/contract"
+)
+
+// A namedContract is a configured contract, its schema compiled.
+type namedContract struct {
+	cfg    config.Contract
+	schema *contract.Schema
+}
+
+// ContractInfo describes a named contract: what GET /v1/contracts/{name}
+// shows, so that the contract documents the boundary.
+type ContractInfo struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Model       string          `json:"model"`
+	Schema      json.RawMessage `json:"schema"`
+}
+
+// Contracts returns the named contracts in config order.
+func (p *Pipeline) Contracts() []ContractInfo {
+	out := make([]ContractInfo, 0, len(p.names))
+	for _, n := range p.names {
+		out = append(out, p.contracts[n].info())
+	}
+	return out
+}
+
+// ContractInfo returns the named contract, if there is one.
+func (p *Pipeline) ContractInfo(name string) (ContractInfo, bool) {
+	c, ok := p.contracts[name]
+	if !ok {
+		return ContractInfo{}, false
+	}
+	return c.info(), true
+}
+
+func (c *namedContract) info() ContractInfo {
+	return ContractInfo{Name: c.cfg.Name, Description: c.cfg.Description, Model: c.cfg.Model, Schema: c.schema.Raw()}
+}
+
+// Contract runs the named contract on input, a JSON value: a string is the
+// user's message as it is, anything else is sent as its JSON text. It
+// returns the answer, validated against the contract's schema (repaired
+// within the contract's or its route's attempts). Errors: not_found for an
+// unknown contract, invalid_request for a missing input, schema_violation
+// when repair is exhausted, and the call's own.
+func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMessage) (json.RawMessage, error) {
+	c, ok := p.contracts[name]
+	if !ok {
+		return nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
+	}
+	req, err := c.request(input)
+	if err != nil {
+		return nil, err
+	}
+	repairs := p.repairAttempts(c.cfg.Model)
+	if c.cfg.RepairAttempts != nil {
+		repairs = *c.cfg.RepairAttempts
+	}
+	start := time.Now()
+	rec := Record{Model: req.Model}
+	resp, err := p.completeChecked(ctx, req, c.schema, repairs, &rec)
+	rec.Err, rec.Duration = err, time.Since(start)
+	p.record(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(resp.Message.Text()), nil
+}
+
+// request builds the call of the contract for input.
+func (c *namedContract) request(input json.RawMessage) (*sluice.Request, error) {
+	input = bytes.TrimSpace(input)
+	if len(input) == 0 || string(input) == "null" {
+		return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "input", Message: "An input is required."}
+	}
+	text := string(input)
+	var s string
+	if input[0] == '"' {
+		if err := json.Unmarshal(input, &s); err != nil {
+			return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "input", Message: "The input is not valid JSON.", Err: err}
+		}
+		text = s
+	} else if !json.Valid(input) {
+		return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "input", Message: "The input is not valid JSON."}
+	}
+	return &sluice.Request{
+		Model:    c.cfg.Model,
+		System:   systemParts(c.cfg.System),
+		Messages: []sluice.Message{{Role: sluice.RoleUser, Parts: []sluice.Part{sluice.TextPart(text)}}},
+		Output: sluice.Output{Type: sluice.OutputJSONSchema, Name: c.cfg.Name, Description: c.cfg.Description,
+			Schema: c.schema.Raw(), Strict: true},
+	}, nil
+}
+
+// systemParts returns a system prompt as parts; none when empty.
+func systemParts(s string) []sluice.Part {
+	if s == "" {
+		return nil
+	}
+	return []sluice.Part{sluice.TextPart(s)}
+}
