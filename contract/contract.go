@@ -8,7 +8,6 @@ package contract
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -152,13 +151,13 @@ type Violation struct {
 
 // Check parses text as a JSON answer and validates it. The answer may be
 // wrapped in a Markdown code fence, as models often do; value is the JSON
-// itself, without the fence. An answer that is not JSON has one violation
-// at the root.
+// itself as the model wrote it, without the fence. An answer that is not
+// JSON has the one violation NotJSON.
 func (s *Schema) Check(text string) (value []byte, vs []Violation) {
 	raw := []byte(unfence(text))
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
-		return nil, []Violation{{Path: "", Reason: "the answer is not a JSON value"}}
+		return nil, []Violation{NotJSON}
 	}
 	if err := s.s.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
@@ -167,12 +166,16 @@ func (s *Schema) Check(text string) (value []byte, vs []Violation) {
 		}
 		return nil, []Violation{{Path: "", Reason: "the answer could not be validated"}}
 	}
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return nil, []Violation{{Path: "", Reason: "the answer is not a JSON value"}}
-	}
-	return b.Bytes(), nil
+	return raw, nil
 }
+
+// NotJSON is the violation of an answer that is not a JSON value at all
+// (prose, or JSON cut short).
+var NotJSON = Violation{Path: "", Reason: "the answer is not a JSON value", Hint: "the answer is not a JSON value"}
+
+// Unparsed reports whether vs says the answer was not JSON at all, as
+// opposed to JSON that broke the schema.
+func Unparsed(vs []Violation) bool { return len(vs) == 1 && vs[0] == NotJSON }
 
 // unfence returns text without surrounding white space and without a
 // Markdown code fence around it (```json ... ```).

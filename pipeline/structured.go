@@ -64,13 +64,15 @@ func (p *Pipeline) completeChecked(ctx context.Context, req *sluice.Request, sch
 			out.Message.Parts = withText(resp.Message.Parts, string(value))
 			return &out, nil
 		}
-		if vs[0].Path == "" && strings.HasPrefix(vs[0].Reason, "the answer is not") {
+		if contract.Unparsed(vs) {
 			rec.ParseFailures++
 		} else {
 			rec.SchemaFailures++
 		}
 		last = vs
-		r = repairRequest(req, text, vs)
+		if i+1 < attempts {
+			r = repairRequest(req, text, vs)
+		}
 	}
 	return nil, contract.ViolationError(last, attempts)
 }
@@ -142,7 +144,7 @@ func (c *checkedStream) pull() (sluice.Event, error) {
 			break // the model called a tool instead of answering
 		}
 		if _, vs := c.schema.Check(c.text.String()); len(vs) > 0 {
-			if vs[0].Path == "" && strings.HasPrefix(vs[0].Reason, "the answer is not") {
+			if contract.Unparsed(vs) {
 				c.rec.ParseFailures++
 			} else {
 				c.rec.SchemaFailures++
