@@ -38,6 +38,16 @@ type Config struct {
 	// all Providers, without an overall timeout: deadlines come from the
 	// context.
 	Client *http.Client
+	// StructuredOutput says how a request for a JSON Schema answer reaches
+	// the upstream: StructuredNative (the default when empty) as
+	// output_config.format; StructuredTool as one tool, whose input schema
+	// is the schema, that the model must call, its input given back as the
+	// answer's text (a request with tools of its own, or a schema not of
+	// type object, falls back to StructuredPrompt); StructuredPrompt as a
+	// system instruction carrying the schema, with no constraint. A JSON
+	// object answer is asked for in the system prompt in every mode. Sluice
+	// checks the answer on its side either way.
+	StructuredOutput string
 }
 
 // DefaultVersion is the anthropic-version a Provider sends unless told
@@ -74,12 +84,20 @@ type Provider struct {
 	headers   map[string]string
 	maxTokens int
 	client    *http.Client
+	output    string // Config.StructuredOutput
 }
 
 var _ sluice.Provider = (*Provider)(nil)
 
-// NewProvider returns a Provider for cfg.
+// NewProvider returns a Provider for cfg. It panics if cfg.StructuredOutput
+// is not one of the Structured values or empty, a programming error that
+// configuration validation catches first.
 func NewProvider(cfg Config) *Provider {
+	switch cfg.StructuredOutput {
+	case "", StructuredNative, StructuredTool, StructuredPrompt:
+	default:
+		panic("anthropic: invalid StructuredOutput " + cfg.StructuredOutput)
+	}
 	p := &Provider{
 		name:      cfg.Name,
 		url:       strings.TrimRight(cfg.BaseURL, "/") + "/v1/messages",
@@ -88,6 +106,7 @@ func NewProvider(cfg Config) *Provider {
 		headers:   cfg.Headers,
 		maxTokens: cfg.DefaultMaxTokens,
 		client:    cfg.Client,
+		output:    cfg.StructuredOutput,
 	}
 	if p.name == "" {
 		p.name = "anthropic"
@@ -104,13 +123,18 @@ func NewProvider(cfg Config) *Provider {
 	return p
 }
 
-// Complete sends req as a non-streaming call and returns the answer.
+// Complete sends req as a non-streaming call and returns the answer. A JSON
+// Schema answer given as a tool call (StructuredTool) comes back as text.
 //
 // An error answer is an *sluice.Error classified by sluice.FromUpstream, its
 // cause a *sluice.UpstreamError with the upstream's type and message. A
 // transport failure is upstream_unavailable, or upstream_timeout when ctx's
 // deadline passed; a cancelled ctx gives an error wrapping context.Canceled.
 func (p *Provider) Complete(ctx context.Context, req *sluice.Request) (*sluice.Response, error) {
+	req, answerTool, err := structuredRequest(req, p.output)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := p.send(ctx, req, false)
 	if err != nil {
 		return nil, err
@@ -130,7 +154,35 @@ func (p *Provider) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	if w.Type == "error" {
 		return nil, typeError(p.name, resp.StatusCode, &w.Error)
 	}
-	return w.response()
+	r, err := w.response()
+	if err != nil || answerTool == "" {
+		return r, err
+	}
+	unwrapAnswer(r, answerTool)
+	return r, nil
+}
+
+// unwrapAnswer turns the call of the tool named answerTool (see
+// StructuredTool) into the answer's text: its input, compacted, as a text
+// part, and the finish reason of a call into stop. Text beside it is
+// dropped, since the answer is the input alone (a forced call has none).
+func unwrapAnswer(r *sluice.Response, answerTool string) {
+	parts := r.Message.Parts[:0]
+	unwrapped := false
+	for _, p := range r.Message.Parts {
+		switch {
+		case p.Type == sluice.PartToolCall && p.ToolName == answerTool:
+			parts = append(parts, sluice.TextPart(p.Arguments))
+			unwrapped = true
+		case p.Type == sluice.PartText:
+		default:
+			parts = append(parts, p)
+		}
+	}
+	r.Message.Parts = parts
+	if unwrapped && r.FinishReason == sluice.FinishToolCalls {
+		r.FinishReason = sluice.FinishStop
+	}
 }
 
 // typeError builds the error of an error object that came without an error
@@ -147,7 +199,9 @@ func typeError(name string, status int, e *wireErrorBody) *sluice.Error {
 }
 
 // Stream sends req as a streaming call. It returns once the upstream has
-// answered with a 2xx status; errors before then are those of Complete.
+// answered with a 2xx status; errors before then are those of Complete. A
+// JSON Schema answer given as a tool call (StructuredTool) streams as text
+// deltas.
 //
 // The stream's errors: an error event is an *sluice.Error classified from its
 // type (overloaded_error is overloaded, rate_limit_error rate_limited,
@@ -155,6 +209,10 @@ func typeError(name string, status int, e *wireErrorBody) *sluice.Error {
 // that ends or breaks before message_stop is stream_interrupted; a cancelled
 // ctx ends the stream with an error wrapping context.Canceled.
 func (p *Provider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
+	req, answerTool, err := structuredRequest(req, p.output)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := p.send(ctx, req, true)
 	if err != nil {
 		return nil, err
@@ -172,7 +230,7 @@ func (p *Provider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 		}
 		return nil, sluice.WrapError(sluice.CodeUpstreamError, fmt.Errorf("anthropic %s: answered a stream request with %s", p.name, ct))
 	}
-	d := &streamDecoder{ctx: ctx, name: p.name, rd: sse.NewReader(resp.Body)}
+	d := &streamDecoder{ctx: ctx, name: p.name, rd: sse.NewReader(resp.Body), answerTool: answerTool}
 	return sluice.NewStream(d.next, func() error {
 		// After message_stop the connection is kept for reuse.
 		return sse.CloseBody(resp.Body, d.stopped && ctx.Err() == nil)

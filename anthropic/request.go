@@ -16,6 +16,104 @@ import (
 // schema-less request field for. It is appended to the system prompt.
 const jsonObjectInstruction = "Respond with a single JSON object and nothing else: no prose, no code fences."
 
+// The values of Config.StructuredOutput.
+const (
+	// StructuredNative sends a JSON Schema as output_config.format: the API
+	// constrains decoding to it.
+	StructuredNative = "native"
+	// StructuredTool sends a JSON Schema as the input schema of one tool the
+	// model is made to call; the call's input is the answer.
+	StructuredTool = "tool"
+	// StructuredPrompt sends a JSON Schema in a system instruction, with no
+	// constraint.
+	StructuredPrompt = "prompt"
+)
+
+// respondTool is the name of StructuredTool's tool when the schema's own
+// name is not a valid tool name.
+const respondTool = "respond"
+
+// respondDescription describes StructuredTool's tool when the schema has no
+// description.
+const respondDescription = "Respond to the user. The input is the complete answer."
+
+// jsonSchemaInstruction asks for a value of a JSON Schema, which follows it,
+// under StructuredPrompt.
+const jsonSchemaInstruction = "Respond with a single JSON value that conforms to the JSON Schema below, and nothing else: no prose, no code fences."
+
+// structuredRequest returns the request to encode for req under mode (a
+// StructuredOutput value) and, when the answer comes as a tool call to
+// unwrap, the tool's name. Only a JSON Schema output is affected: a JSON
+// object is always asked for in the system prompt (see appendSystem).
+//
+// StructuredTool needs a schema of type object, which input_schema must be,
+// and a request without tools of its own, so that the one forced call is
+// the answer; otherwise it falls back to StructuredPrompt. The copy shares
+// everything else with req.
+func structuredRequest(req *sluice.Request, mode string) (*sluice.Request, string, error) {
+	o := &req.Output
+	if o.Type != sluice.OutputJSONSchema || mode == "" || mode == StructuredNative {
+		return req, "", nil
+	}
+	cp := *req
+	cp.Output = sluice.Output{}
+	if len(o.Schema) == 0 {
+		// No schema: Sluice checks for an object, asked for as a JSON
+		// object output is.
+		cp.Output.Type = sluice.OutputJSONObject
+		return &cp, "", nil
+	}
+	if !json.Valid(o.Schema) {
+		return nil, "", invalid("output_config.format.schema", "output_config.format.schema: the JSON Schema is not valid JSON.")
+	}
+	if mode == StructuredTool && len(req.Tools) == 0 && objectSchema(o.Schema) {
+		name := respondTool
+		if validToolName(o.Name) {
+			name = o.Name
+		}
+		desc := o.Description
+		if desc == "" {
+			desc = respondDescription
+		}
+		cp.Tools = []sluice.Tool{{Name: name, Description: desc, Parameters: o.Schema}}
+		cp.ToolChoice = sluice.ToolChoice{Mode: sluice.ToolChoiceTool, Name: name}
+		single := false
+		cp.ParallelToolCalls = &single // exactly one call: one answer
+		return &cp, name, nil
+	}
+	text := jsonSchemaInstruction
+	if o.Description != "" {
+		text += "\n\nDescription: " + o.Description
+	}
+	text += "\n\nJSON Schema: " + compactSchema(o.Schema)
+	cp.System = append(make([]sluice.Part, 0, len(req.System)+1), req.System...)
+	cp.System = append(cp.System, sluice.TextPart(text))
+	return &cp, "", nil
+}
+
+// objectSchema reports whether schema says its value is an object.
+func objectSchema(schema json.RawMessage) bool {
+	var s struct {
+		Type json.RawMessage `json:"type"`
+	}
+	return json.Unmarshal(schema, &s) == nil && string(bytes.TrimSpace(s.Type)) == `"object"`
+}
+
+// validToolName reports whether name is a tool name the API takes:
+// 1 to 64 letters, digits, underscores or hyphens.
+func validToolName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // turn is one wire message being built: consecutive core messages with the
 // same wire role merge into one, since the API wants user and assistant
 // turns to alternate. In a user turn, tool results come first.

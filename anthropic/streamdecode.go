@@ -53,6 +53,13 @@ type streamDecoder struct {
 	tools  []toolBlock // tool_use blocks: tool Index by block index
 	nTools int
 
+	// answerTool, when set, names the tool whose call is the answer (see
+	// StructuredTool): its input fragments become text, other text is
+	// dropped and its call finishes with stop.
+	answerTool string
+	answer     int  // the block index of answerTool's call
+	answering  bool // answer is set
+
 	// Usage so far; message_delta's counts are cumulative and replace these.
 	in, out, cacheWrite, cacheRead int
 
@@ -120,10 +127,14 @@ func (d *streamDecoder) handle(sev *sse.Event) (ev sluice.Event, ok bool, err er
 		cb := &w.ContentBlock
 		switch cb.Type {
 		case "text":
-			if cb.Text != "" {
+			if cb.Text != "" && d.answerTool == "" {
 				return sluice.Event{Type: sluice.EventText, Text: cb.Text}, true, nil
 			}
 		case "tool_use":
+			if d.answerTool != "" && cb.Name == d.answerTool {
+				d.answer, d.answering = w.Index, true
+				return ev, false, nil
+			}
 			idx := d.nTools
 			d.nTools++
 			d.tools = append(d.tools, toolBlock{tool: idx, block: w.Index})
@@ -158,7 +169,11 @@ func (d *streamDecoder) handle(sev *sse.Event) (ev sluice.Event, ok bool, err er
 	case "message_stop":
 		d.done = true
 		d.stopped = true
-		d.pending = sluice.Event{Type: sluice.EventFinish, FinishReason: finishReason(d.stopReason), StopSequence: d.stopSeq}
+		fr := finishReason(d.stopReason)
+		if d.answering && fr == sluice.FinishToolCalls {
+			fr = sluice.FinishStop
+		}
+		d.pending = sluice.Event{Type: sluice.EventFinish, FinishReason: fr, StopSequence: d.stopSeq}
 		d.hasPending = true
 		return sluice.Event{Type: sluice.EventUsage, Usage: toUsage(d.in, d.out, d.cacheWrite, d.cacheRead)}, true, nil
 	case "error":
@@ -169,15 +184,22 @@ func (d *streamDecoder) handle(sev *sse.Event) (ev sluice.Event, ok bool, err er
 
 // delta converts a content block delta of the given kind (see fastDelta).
 // Empty fragments and fragments of blocks that are not tool_use (server
-// tools) yield nothing.
+// tools) yield nothing; with answerTool set, the input of its call yields
+// text and text yields nothing.
 func (d *streamDecoder) delta(index, kind int, v string) (sluice.Event, bool, error) {
 	if v == "" {
 		return sluice.Event{}, false, nil
 	}
 	switch kind {
 	case deltaText:
+		if d.answerTool != "" {
+			break
+		}
 		return sluice.Event{Type: sluice.EventText, Text: v}, true, nil
 	case deltaInputJSON:
+		if d.answering && index == d.answer {
+			return sluice.Event{Type: sluice.EventText, Text: v}, true, nil
+		}
 		for i := len(d.tools) - 1; i >= 0; i-- {
 			if d.tools[i].block == index {
 				return sluice.Event{Type: sluice.EventToolCall, Index: d.tools[i].tool, Arguments: v}, true, nil

@@ -113,6 +113,18 @@ type Provider struct {
 	// Default 4096 for anthropic (whose API requires it); zero elsewhere
 	// means the upstream's own default.
 	MaxTokensDefault int `yaml:"max_tokens_default"`
+	// StructuredOutput says how a request for JSON output reaches the
+	// upstream (types openai and anthropic only). native, the default,
+	// sends the constraint the API applies while decoding; prompt sends a
+	// system instruction carrying the schema instead; tool (anthropic
+	// only) makes the model call one tool whose input schema is the
+	// schema, and gives its input back as the answer. See
+	// docs/dialects.md.
+	StructuredOutput string `yaml:"structured_output"`
+	// Server is the kind of OpenAI-compatible server (type openai only):
+	// openai, the default, vllm or ollama, for the structured-output field
+	// each understands.
+	Server string `yaml:"server"`
 	// Fault is the simulator's faults for every request (type sim only), in
 	// the syntax of `sluice sim --fault`, e.g. "ttft=200ms,chunk_delay=10ms".
 	// Empty means none.
@@ -681,6 +693,24 @@ func (c *Config) Validate() error {
 		}
 		if p.MaxTokensDefault < 0 {
 			v.add("must not be negative", append(at, "max_tokens_default")...)
+		}
+		switch {
+		case p.StructuredOutput == "":
+		case p.Type != TypeOpenAI && p.Type != TypeAnthropic:
+			v.add("only a provider of type openai or anthropic takes structured_output", append(at, "structured_output")...)
+		case p.StructuredOutput == "native" || p.StructuredOutput == "prompt":
+		case p.Type == TypeAnthropic && p.StructuredOutput == "tool":
+		case p.Type == TypeAnthropic:
+			v.add(fmt.Sprintf("unknown structured_output %q (want native, tool or prompt)", p.StructuredOutput), append(at, "structured_output")...)
+		default:
+			v.add(fmt.Sprintf("unknown structured_output %q (want native or prompt)", p.StructuredOutput), append(at, "structured_output")...)
+		}
+		switch {
+		case p.Server == "":
+		case p.Type != TypeOpenAI:
+			v.add("only a provider of type openai takes server", append(at, "server")...)
+		case p.Server != "openai" && p.Server != "vllm" && p.Server != "ollama":
+			v.add(fmt.Sprintf("unknown server %q (want openai, vllm or ollama)", p.Server), append(at, "server")...)
 		}
 		if p.Type != TypeSim && (p.Fault != "" || p.Tokens != 0) {
 			v.add("only a provider of type sim takes fault and tokens", append(at, "type")...)

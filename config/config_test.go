@@ -917,3 +917,42 @@ func TestContracts(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredOutputKeys checks structured_output and server: the values
+// each provider type takes, and the mistakes refused with their place.
+func TestStructuredOutputKeys(t *testing.T) {
+	models := "models: [{name: m, targets: [{provider: p, model: m}]}]\n"
+	for _, good := range []struct{ typ, structured, server string }{
+		{"openai", "", ""}, {"openai", "native", "openai"}, {"openai", "prompt", "vllm"}, {"openai", "native", "ollama"},
+		{"anthropic", "native", ""}, {"anthropic", "tool", ""}, {"anthropic", "prompt", ""},
+	} {
+		src := fmt.Sprintf("providers:\n  - name: p\n    type: %s\n    structured_output: %q\n    server: %q\n", good.typ, good.structured, good.server) + models
+		c, err := Parse([]byte(src), envFunc(nil))
+		if err != nil {
+			t.Errorf("%+v: %v", good, err)
+			continue
+		}
+		if p := c.Providers[0]; p.StructuredOutput != good.structured || p.Server != good.server {
+			t.Errorf("%+v: parsed structured_output %q, server %q", good, p.StructuredOutput, p.Server)
+		}
+	}
+	for _, bad := range []struct{ src, want string }{
+		{"providers:\n  - name: p\n    type: openai\n    structured_output: tool\n",
+			`4:5: providers[0].structured_output: unknown structured_output "tool" (want native or prompt)`},
+		{"providers:\n  - name: p\n    type: anthropic\n    structured_output: Native\n",
+			`4:5: providers[0].structured_output: unknown structured_output "Native" (want native, tool or prompt)`},
+		{"providers:\n  - name: p\n    type: sim\n    structured_output: prompt\n",
+			`4:5: providers[0].structured_output: only a provider of type openai or anthropic takes structured_output`},
+		{"providers:\n  - name: p\n    type: openai\n    server: tgi\n",
+			`4:5: providers[0].server: unknown server "tgi" (want openai, vllm or ollama)`},
+		{"providers:\n  - name: p\n    type: anthropic\n    server: vllm\n",
+			`4:5: providers[0].server: only a provider of type openai takes server`},
+		{"providers:\n  - {name: p, type: sim, server: ollama}\n",
+			`2:26: providers[0].server: only a provider of type openai takes server`},
+	} {
+		_, err := Parse([]byte(bad.src+models), envFunc(nil))
+		if err == nil || err.Error() != bad.want {
+			t.Errorf("%q: err = %v, want %s", bad.src, err, bad.want)
+		}
+	}
+}

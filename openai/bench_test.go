@@ -13,7 +13,7 @@ import (
 )
 
 func BenchmarkDecodeRequest(b *testing.B) {
-	body, err := appendRequest(nil, richRequest(), true, MaxTokens)
+	body, err := appendRequest(nil, richRequest(), true, MaxTokens, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func BenchmarkEncodeRequest(b *testing.B) {
 	req := richRequest()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := appendRequest(make([]byte, 0, requestSize(req)), req, true, MaxTokens); err != nil {
+		if _, err := appendRequest(make([]byte, 0, requestSize(req)), req, true, MaxTokens, ""); err != nil {
 			b.Fatal(err)
 		}
 	}

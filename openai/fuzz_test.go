@@ -26,7 +26,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		`[]`,
 		`null`,
 	}
-	b, err := appendRequest(nil, richRequest(), true, MaxTokens)
+	b, err := appendRequest(nil, richRequest(), true, MaxTokens, "")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
-		wire, err := appendRequest(nil, req, req.Stream, MaxTokens)
+		wire, err := appendRequest(nil, req, req.Stream, MaxTokens, "")
 		if err != nil {
 			t.Fatalf("re-encoding a decoded request: %v", err)
 		}

@@ -44,6 +44,18 @@ type Config struct {
 	// DefaultMaxTokens is the token cap sent when a request sets none; zero
 	// sends none, leaving the upstream's own default.
 	DefaultMaxTokens int
+	// StructuredOutput says how a request for JSON output (a JSON object or
+	// a JSON Schema) reaches the upstream: StructuredNative (the default
+	// when empty) as the constraint the server applies while decoding,
+	// spelled for Server; StructuredPrompt as a system instruction carrying
+	// the schema and no constraint, for servers that support none. Sluice
+	// checks the answer on its side either way.
+	StructuredOutput string
+	// Server is the kind of server behind BaseURL, for the fields only it
+	// understands: ServerOpenAI (the default when empty) and ServerOllama
+	// get response_format, which Ollama's OpenAI-compatible endpoint
+	// reads; ServerVLLM gets vLLM's structured_outputs field instead.
+	Server string
 }
 
 // A Provider calls an OpenAI or OpenAI-compatible chat completions API. It is
@@ -75,13 +87,24 @@ var sharedClient = sync.OnceValue(func() *http.Client {
 })
 
 // NewProvider returns a Provider for cfg. It panics if cfg.MaxTokensField is
-// set to something other than MaxTokens or MaxCompletionTokens, a programming
-// error that configuration validation catches first.
+// set to something other than MaxTokens or MaxCompletionTokens, or
+// cfg.StructuredOutput or cfg.Server to an unknown value: programming errors
+// that configuration validation catches first.
 func NewProvider(cfg Config) *Provider {
 	switch cfg.MaxTokensField {
 	case "", MaxTokens, MaxCompletionTokens:
 	default:
 		panic("openai: invalid MaxTokensField " + cfg.MaxTokensField)
+	}
+	switch cfg.StructuredOutput {
+	case "", StructuredNative, StructuredPrompt:
+	default:
+		panic("openai: invalid StructuredOutput " + cfg.StructuredOutput)
+	}
+	switch cfg.Server {
+	case "", ServerOpenAI, ServerVLLM, ServerOllama:
+	default:
+		panic("openai: invalid Server " + cfg.Server)
 	}
 	c := cfg.Client
 	if c == nil {
@@ -145,7 +168,13 @@ func (p *Provider) do(ctx context.Context, req *sluice.Request, stream bool) (*h
 		cp.MaxOutputTokens = p.cfg.DefaultMaxTokens
 		req = &cp
 	}
-	body, err := appendRequest(make([]byte, 0, requestSize(req)), req, stream, maxTokensField(p.cfg.MaxTokensField, req.Model))
+	if req.Output.Type != sluice.OutputText && p.cfg.StructuredOutput == StructuredPrompt {
+		var err error
+		if req, err = promptRequest(req); err != nil {
+			return nil, err
+		}
+	}
+	body, err := appendRequest(make([]byte, 0, requestSize(req)), req, stream, maxTokensField(p.cfg.MaxTokensField, req.Model), p.cfg.Server)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -15,6 +16,54 @@ const (
 	MaxTokens           = "max_tokens"
 	MaxCompletionTokens = "max_completion_tokens"
 )
+
+// The values of Config.StructuredOutput.
+const (
+	// StructuredNative sends a JSON output request as the server constrains
+	// decoding with it (see Config.Server).
+	StructuredNative = "native"
+	// StructuredPrompt sends no constraint: the request for JSON, with its
+	// schema, becomes a system instruction.
+	StructuredPrompt = "prompt"
+)
+
+// The values of Config.Server.
+const (
+	ServerOpenAI = "openai"
+	ServerVLLM   = "vllm"
+	ServerOllama = "ollama"
+)
+
+// The system instructions of StructuredPrompt.
+const (
+	jsonObjectInstruction = "Respond with a single JSON object and nothing else: no prose, no code fences."
+	jsonSchemaInstruction = "Respond with a single JSON value that conforms to the JSON Schema below, and nothing else: no prose, no code fences."
+)
+
+// promptRequest returns a copy of req whose request for JSON output is a
+// system instruction, appended after req's own, instead of a constraint.
+// A JSON Schema goes in the instruction, compacted, with its description.
+// req must ask for JSON; the copy shares everything else with it.
+func promptRequest(req *sluice.Request) (*sluice.Request, error) {
+	o := &req.Output
+	text := jsonObjectInstruction
+	if o.Type == sluice.OutputJSONSchema && len(o.Schema) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, o.Schema); err != nil {
+			return nil, invalid("response_format.json_schema.schema", "schema is not valid JSON.")
+		}
+		text = jsonSchemaInstruction
+		if o.Description != "" {
+			text += "\n\nDescription: " + o.Description
+		}
+		text += "\n\nJSON Schema: " + buf.String()
+	}
+	cp := *req
+	cp.System = append(make([]sluice.Part, 0, len(req.System)+1), req.System...)
+	cp.System = append(cp.System, sluice.TextPart(text))
+	cp.Output = sluice.Output{}
+	return &cp, nil
+}
 
 // maxTokensField returns the field that carries the token cap for model.
 // OpenAI's reasoning models (o1, o3, o4, gpt-5) refuse max_tokens; most
@@ -39,8 +88,9 @@ func maxTokensField(configured, model string) string {
 // written in a fixed order; what OpenAI cannot take is left out (see
 // docs/dialects.md): thinking parts, top_k, metadata, the caller's key, tenant
 // and IP, tool_choice and parallel_tool_calls without tools, images inside
-// tool results, and the is-error mark of tool results.
-func appendRequest(b []byte, req *sluice.Request, stream bool, maxField string) ([]byte, error) {
+// tool results, and the is-error mark of tool results. server (a Server
+// value, "" for ServerOpenAI) says how a JSON output request is spelled.
+func appendRequest(b []byte, req *sluice.Request, stream bool, maxField, server string) ([]byte, error) {
 	b = append(b, `{"model":`...)
 	b = appendString(b, req.Model)
 	b = append(b, `,"messages":[`...)
@@ -179,10 +229,27 @@ func appendRequest(b []byte, req *sluice.Request, stream bool, maxField string) 
 			b = strconv.AppendBool(b, *req.ParallelToolCalls)
 		}
 	}
-	switch req.Output.Type {
-	case sluice.OutputJSONObject:
+	// ServerOpenAI and ServerOllama get response_format: Ollama's
+	// OpenAI-compatible endpoint reads it (and no format field) and turns it
+	// into the format of its own API. ServerVLLM gets structured_outputs,
+	// vLLM's documented extra parameter since v0.10.2 (its guided_json was
+	// deprecated then and removed in v0.12.0).
+	switch {
+	case req.Output.Type == sluice.OutputText:
+	case server == ServerVLLM:
+		b = append(b, `,"structured_outputs":{"json":`...)
+		if o := &req.Output; o.Type == sluice.OutputJSONSchema && len(o.Schema) > 0 {
+			if !json.Valid(o.Schema) {
+				return b, invalid("response_format.json_schema.schema", "schema is not valid JSON.")
+			}
+			b = append(b, o.Schema...)
+		} else {
+			b = append(b, `{"type":"object"}`...)
+		}
+		b = append(b, '}')
+	case req.Output.Type == sluice.OutputJSONObject:
 		b = append(b, `,"response_format":{"type":"json_object"}`...)
-	case sluice.OutputJSONSchema:
+	case req.Output.Type == sluice.OutputJSONSchema:
 		o := &req.Output
 		name := o.Name
 		if name == "" {

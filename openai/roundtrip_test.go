@@ -199,7 +199,7 @@ func TestRoundTripEncodeDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, stream := range []bool{false, true} {
-				b, err := appendRequest(nil, tt.req, stream, MaxCompletionTokens)
+				b, err := appendRequest(nil, tt.req, stream, MaxCompletionTokens, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -238,7 +238,7 @@ func TestEncodeRequestDrops(t *testing.T) {
 		Metadata:          map[string]string{"a": "b"},
 		Output:            sluice.Output{Type: sluice.OutputJSONSchema},
 	}
-	b, err := appendRequest(nil, req, false, MaxTokens)
+	b, err := appendRequest(nil, req, false, MaxTokens, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestEncodeRequestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := simpleRequest()
 			tt.mod(r)
-			_, err := appendRequest(nil, r, false, MaxTokens)
+			_, err := appendRequest(nil, r, false, MaxTokens, "")
 			se := checkClientSafe(t, err, sluice.CodeInvalidRequest, "")
 			if se.Param != tt.wantParam {
 				t.Errorf("param = %q, want %q", se.Param, tt.wantParam)
@@ -284,7 +284,7 @@ func TestEncodeRequestErrors(t *testing.T) {
 func TestEncodeImageData(t *testing.T) {
 	r := simpleRequest()
 	r.Messages[0].Parts = append(r.Messages[0].Parts, sluice.Part{Type: sluice.PartImage, ImageData: pngBytes})
-	b, err := appendRequest(nil, r, false, MaxTokens)
+	b, err := appendRequest(nil, r, false, MaxTokens, "")
 	if err != nil {
 		t.Fatal(err)
 	}

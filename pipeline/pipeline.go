@@ -203,12 +203,12 @@ func newProvider(pc config.Provider, client *http.Client) (sluice.Provider, erro
 	case "openai":
 		return openai.NewProvider(openai.Config{
 			Name: pc.Name, BaseURL: pc.BaseURL, APIKey: pc.APIKey.Value(), Headers: pc.Headers, Client: client,
-			DefaultMaxTokens: pc.MaxTokensDefault,
+			DefaultMaxTokens: pc.MaxTokensDefault, StructuredOutput: pc.StructuredOutput, Server: pc.Server,
 		}), nil
 	case "anthropic":
 		return anthropic.NewProvider(anthropic.Config{
 			Name: pc.Name, BaseURL: pc.BaseURL, APIKey: pc.APIKey.Value(), Headers: pc.Headers,
-			DefaultMaxTokens: pc.MaxTokensDefault, Client: client,
+			DefaultMaxTokens: pc.MaxTokensDefault, Client: client, StructuredOutput: pc.StructuredOutput,
 		}), nil
 	case "sim":
 		f, err := sim.ParseFault(pc.Fault)
