@@ -154,7 +154,7 @@ type Violation struct {
 // itself as the model wrote it, without the fence. An answer that is not
 // JSON has the one violation NotJSON.
 func (s *Schema) Check(text string) (value []byte, vs []Violation) {
-	raw := []byte(unfence(text))
+	raw := []byte(Unfence(text))
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		return nil, []Violation{NotJSON}
@@ -177,9 +177,9 @@ var NotJSON = Violation{Path: "", Reason: "the answer is not a JSON value", Hint
 // opposed to JSON that broke the schema.
 func Unparsed(vs []Violation) bool { return len(vs) == 1 && vs[0] == NotJSON }
 
-// unfence returns text without surrounding white space and without a
+// Unfence returns text without surrounding white space and without a
 // Markdown code fence around it (```json ... ```).
-func unfence(text string) string {
+func Unfence(text string) string {
 	t := strings.TrimSpace(text)
 	if !strings.HasPrefix(t, "```") || !strings.HasSuffix(t, "```") || len(t) < 6 {
 		return t

@@ -2,12 +2,18 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/contract"
+	"github.com/sluice-gw/sluice/contract/partial"
 	"github.com/sluice-gw/sluice/openai"
+	"github.com/sluice-gw/sluice/sse"
 )
 
 // contractCall is the body of POST /v1/contracts/{name}.
@@ -34,12 +40,12 @@ func (g *Gateway) handleContract() http.Handler {
 			writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeInvalidRequest, Message: `The body must be a JSON object: {"input": <string or object>}.`, Err: err})
 			return
 		}
-		if call.Stream {
-			writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "stream", Message: "Streaming contract calls are not available yet."})
-			return
-		}
 		ctx, stop := g.callContext(r)
 		defer stop()
+		if call.Stream {
+			g.streamContract(ctx, w, r, call.Input)
+			return
+		}
 		out, err := g.p.Contract(ctx, r.PathValue("name"), call.Input)
 		if err != nil {
 			writeErrorFor(w, r, g.clientError(r, err))
@@ -79,4 +85,93 @@ func writeJSON(w http.ResponseWriter, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(b, '\n'))
+}
+
+// streamContract answers a contract call as a stream of server-sent events:
+// "partial" events, each the best valid-so-far object as the answer grows
+// (sent when it grew), then one "result" event with the validated object,
+// or an "error" event (schema_violation when the whole answer breaks the
+// schema). A failure before the first content is a plain error answer.
+func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *http.Request, input json.RawMessage) {
+	s, err := g.p.StreamContract(ctx, r.PathValue("name"), input)
+	if err != nil {
+		writeErrorFor(w, r, g.clientError(r, err))
+		return
+	}
+	defer s.Close()
+	sse.SetHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	sw := sse.NewWriter(w)
+	wt := &writeTimer{timeout: g.opts.StreamWriteTimeout}
+	wt.sw.Store(sw)
+	var (
+		text    strings.Builder
+		parser  partial.Parser
+		skipped int // bytes of a leading code fence not fed to the parser
+		buf     []byte
+	)
+	for ev, err := range s.All() {
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			e := g.streamError(err)
+			g.logError(r, "contract stream ended with an error", e)
+			wt.extend(time.Now())
+			sw.WriteEvent("error", openai.MarshalError(e))
+			return
+		}
+		if ev.Type != sluice.EventText {
+			continue
+		}
+		text.WriteString(ev.Text)
+		// Feed the parser what follows a leading fence, once known.
+		all := text.String()
+		if skipped < 0 || parser.Done() {
+			continue
+		}
+		start := fenceEnd(all)
+		if start < 0 {
+			continue // maybe the start of a fence: wait for more
+		}
+		from := max(start, skipped)
+		skipped = len(all)
+		if parser.Write([]byte(all[from:])) != nil {
+			skipped = -1 // not JSON: the end says so
+			continue
+		}
+		if !parser.Changed() {
+			continue
+		}
+		buf = parser.AppendSnapshot(buf[:0])
+		wt.extend(time.Now())
+		if sw.WriteEvent("partial", buf) != nil {
+			return
+		}
+	}
+	// The pipeline validated the whole answer: send it, without any fence.
+	wt.extend(time.Now())
+	sw.WriteEvent("result", []byte(contract.Unfence(text.String())))
+}
+
+// fenceEnd returns where the JSON of an answer starts: after a leading
+// Markdown code fence line, if any; -1 while the text could still be the
+// start of one.
+func fenceEnd(text string) int {
+	t := strings.TrimLeft(text, " \t\r\n")
+	lead := len(text) - len(t)
+	if len(t) < 3 {
+		if strings.HasPrefix("```", t) {
+			return -1
+		}
+		return lead
+	}
+	if !strings.HasPrefix(t, "```") {
+		return lead
+	}
+	i := strings.IndexByte(t, '\n')
+	if i < 0 {
+		return -1
+	}
+	return lead + i + 1
 }

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sluice-gw/sluice/contract"
 	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/sse"
 )
 
 const contractsConfig = `
@@ -106,7 +108,6 @@ func TestContractsEndpoint(t *testing.T) {
 		{"person", `{"input":null}`, 400, "invalid_request"},
 		{"person", `{"text":"x"}`, 400, "invalid_request"},
 		{"person", `not json`, 400, "invalid_request"},
-		{"person", `{"input":"x","stream":true}`, 400, "invalid_request"},
 	} {
 		if status, body := call(tc.name, tc.body); status != tc.status || !strings.Contains(body, tc.code) {
 			t.Errorf("%s %s: status %d %s, want %d %s", tc.name, tc.body, status, body, tc.status, tc.code)
@@ -120,5 +121,102 @@ func TestContractsEndpoint(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `"name":"person"`) || !strings.Contains(string(b), `"name":"hopeless"`) {
 		t.Errorf("GET /v1/contracts: %s", b)
+	}
+}
+
+// TestContractStream streams a contract whose answer is a 50-field object:
+// partial events carry valid objects that only grow, and the result event
+// the whole object, validated. A fenced answer streams the same way; one
+// that breaks the schema ends with a schema_violation error event.
+func TestContractStream(t *testing.T) {
+	var props, required []string
+	for i := range 50 {
+		typ := `{"type":"string"}`
+		if i%3 == 0 {
+			typ = `{"type":"integer","minimum":0}`
+		}
+		props = append(props, fmt.Sprintf(`"f%02d":%s`, i, typ))
+		required = append(required, fmt.Sprintf(`"f%02d"`, i))
+	}
+	schema := `{"type":"object","properties":{` + strings.Join(props, ",") + `},"required":[` + strings.Join(required, ",") + `],"additionalProperties":false}`
+	gw := gatewayFromYAML(t, `
+providers:
+  - {name: s, type: sim}
+  - {name: fenced, type: sim, fault: fences}
+  - {name: broken, type: sim, fault: schema_break}
+models:
+  - {name: m, targets: [{provider: s, model: m}]}
+  - {name: fenced, targets: [{provider: fenced, model: m}]}
+  - {name: broken, targets: [{provider: broken, model: m}]}
+contracts:
+  - {name: wide, model: m, schema: '`+schema+`'}
+  - {name: wide-fenced, model: fenced, schema: '`+schema+`'}
+  - {name: wide-broken, model: broken, schema: '`+schema+`'}
+`, gateway.Options{})
+	compiled, err := contract.NewCompiler().Compile([]byte(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"wide", "wide-fenced", "wide-broken"} {
+		t.Run(name, func(t *testing.T) {
+			c := openStream(t, "POST", gw.URL+"/v1/contracts/"+name, `{"input":"Fill the form.","stream":true}`)
+			if c.resp.StatusCode != 200 || c.resp.Header.Get("Content-Type") != "text/event-stream" {
+				t.Fatalf("status %d", c.resp.StatusCode)
+			}
+			rd := sse.NewReader(c.resp.Body)
+			var prev map[string]any
+			partials := 0
+			var last sse.Event
+			for {
+				ev, err := rd.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = ev
+				if ev.Type != "partial" {
+					continue
+				}
+				partials++
+				if name == "wide-broken" {
+					// The answer is an array around the object: partials
+					// are still valid JSON, and the end says what is wrong.
+					if !json.Valid(ev.Data) {
+						t.Fatalf("partial %d is not JSON: %s", partials, ev.Data)
+					}
+					continue
+				}
+				var cur map[string]any
+				if err := json.Unmarshal(ev.Data, &cur); err != nil {
+					t.Fatalf("partial %d is not a JSON object: %s", partials, ev.Data)
+				}
+				for k, v := range prev {
+					if fmt.Sprint(cur[k]) != fmt.Sprint(v) {
+						t.Fatalf("partial %d changed %s from %v to %v", partials, k, v, cur[k])
+					}
+				}
+				if len(cur) < len(prev) {
+					t.Fatalf("partial %d shrank", partials)
+				}
+				prev = cur
+			}
+			if name == "wide-broken" {
+				if last.Type != "error" || !strings.Contains(string(last.Data), `"code":"schema_violation"`) {
+					t.Fatalf("last event %s %s, want a schema_violation error", last.Type, last.Data)
+				}
+				return
+			}
+			if last.Type != "result" {
+				t.Fatalf("last event %s %s, want the result", last.Type, last.Data)
+			}
+			if _, vs := compiled.Check(string(last.Data)); len(vs) != 0 {
+				t.Fatalf("result breaks the schema: %+v", vs)
+			}
+			if partials < 10 || len(prev) != 50 {
+				t.Errorf("%d partials, the last with %d fields; want many, growing to 50", partials, len(prev))
+			}
+		})
 	}
 }

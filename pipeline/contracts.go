@@ -78,6 +78,24 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 	return json.RawMessage(resp.Message.Text()), nil
 }
 
+// StreamContract runs the named contract on input as a stream: the
+// answer's events, its text the JSON as it is generated. The whole answer
+// is validated at the end; one that breaks the schema ends the stream with
+// schema_violation (a stream cannot be repaired: its text went out).
+// Errors before the first content are returned as for Contract.
+func (p *Pipeline) StreamContract(ctx context.Context, name string, input json.RawMessage) (sluice.Stream, error) {
+	c, ok := p.contracts[name]
+	if !ok {
+		return nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
+	}
+	req, err := c.request(input)
+	if err != nil {
+		return nil, err
+	}
+	req.Stream = true
+	return p.Stream(ctx, req)
+}
+
 // request builds the call of the contract for input.
 func (c *namedContract) request(input json.RawMessage) (*sluice.Request, error) {
 	input = bytes.TrimSpace(input)
