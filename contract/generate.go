@@ -261,13 +261,11 @@ const partialEvery = 4096
 // error is the answer, checked against the schema and decoded as Generate
 // decodes it; the values before it are not checked.
 //
-// A partial value is the text so far, completed into JSON: unfinished
-// arrays and objects closed, a string being written cut where it stands, and
-// a member whose key, number or literal is still arriving left out. It is
-// yielded when it decodes into a T and differs from the previous one. Past
-// partialEvery bytes, partial values come less often. (This re-reads the
-// whole text each time; the incremental parser of contract/partial can
-// take its place.)
+// A partial value is the valid-so-far object of contract/partial (closed
+// strings, complete numbers, complete members, open containers closed),
+// read through Partials: it is yielded when it grew and decodes into a T.
+// Past partialEvery bytes, partial values are decoded less often, so that
+// decoding stays a small share of a long answer.
 //
 // An error ends the sequence: Generate's errors, or the stream's own error
 // (mid-stream failures, a pipeline's schema_violation). Breaking out of the
@@ -292,9 +290,12 @@ func Stream[T any](ctx context.Context, c StreamClient, req *sluice.Request) ite
 			return
 		}
 		defer s.Close()
-		var text strings.Builder
-		var last string // the last partial JSON yielded
-		tried := 0      // the text length at the last attempt
+		var (
+			partials Partials
+			snap     []byte
+			grew     bool
+			tried    int // the text length at the last decode
+		)
 		for ev, err := range s.All() {
 			if err != nil {
 				yield(zero, err)
@@ -303,24 +304,21 @@ func Stream[T any](ctx context.Context, c StreamClient, req *sluice.Request) ite
 			if ev.Type != sluice.EventText || ev.Text == "" {
 				continue
 			}
-			text.WriteString(ev.Text)
-			n := text.Len()
+			if snap, grew = partials.Add(snap[:0], ev.Text); !grew {
+				continue
+			}
+			n := len(partials.Text())
 			if n > partialEvery && n-tried < n/32 {
 				continue
 			}
 			tried = n
-			p, ok := repairPrefix(text.String())
-			if !ok || p == last {
-				continue
-			}
-			if v, err := decode[T]([]byte(p)); err == nil {
-				last = p
+			if v, err := decode[T](snap); err == nil {
 				if !yield(v, nil) {
 					return
 				}
 			}
 		}
-		value, vs := ts.schema.Check(text.String())
+		value, vs := ts.schema.Check(partials.Text())
 		if len(vs) > 0 {
 			yield(zero, ViolationError(vs, 1))
 			return
@@ -332,77 +330,4 @@ func Stream[T any](ctx context.Context, c StreamClient, req *sluice.Request) ite
 		}
 		yield(v, nil)
 	}
-}
-
-// repairPrefix completes text, the start of a JSON value (after a Markdown
-// fence, if any), into JSON that parses: it leaves out a trailing member
-// that is not whole yet (its key, a number or literal that may go on, a
-// dangling comma or colon), closes a string value where it stands (before
-// an unfinished escape, surrogate pair or rune), and closes the open
-// arrays and objects. It reports false when nothing can be completed yet.
-// Malformed text gives malformed JSON, which the decoder then refuses.
-func repairPrefix(text string) (string, bool) {
-	if t := strings.TrimLeft(text, " \t\r\n"); strings.HasPrefix(t, "```") {
-		_, text, _ = strings.Cut(t, "\n") // after the fence's info string
-	}
-	var (
-		stack             []byte       // the closers of the open arrays and objects
-		cut, cutN         = -1, 0      // where the last whole value ends, and len(stack) there
-		inStr, isKey, key bool         // in a string; it is a key; a string here would be a key
-		esc, prev, tok    = -1, -1, -1 // where the last two escapes start; where a number or literal starts
-	)
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if !inStr && tok >= 0 && strings.IndexByte(" \t\r\n,:]}", c) >= 0 {
-			cut, cutN, tok = i, len(stack), -1
-		}
-		switch {
-		case inStr && i == esc+1: // an escaped character; \u's hex digits need no care
-		case inStr && c == '\\':
-			prev, esc = esc, i
-		case inStr && c == '"':
-			if inStr = false; !isKey {
-				cut, cutN = i+1, len(stack)
-			}
-		case inStr:
-		case c == '{' || c == '[':
-			stack = append(stack, c+2) // '}' and ']' follow '{' and '[' by two
-			cut, cutN, key = i+1, len(stack), c == '{'
-		case c == '}' || c == ']':
-			if len(stack) == 0 || stack[len(stack)-1] != c {
-				return "", false
-			}
-			stack = stack[:len(stack)-1]
-			cut, cutN, key = i+1, len(stack), false
-		case c == '"':
-			inStr, isKey, key = true, key, false
-		case c == ',':
-			key = len(stack) > 0 && stack[len(stack)-1] == '}'
-		case tok < 0 && strings.IndexByte(" \t\r\n:", c) < 0:
-			tok = i
-		}
-	}
-	end, quote := cut, ""
-	if inStr && !isKey { // cut the string before an unfinished escape, surrogate pair or rune
-		end, cutN, quote = len(text), len(stack), `"`
-		if esc >= 0 && (end-esc < 2 || text[esc+1] == 'u' && end-esc < 6) {
-			end, esc = esc, prev
-		}
-		if s := end - 6; s >= 0 && s == esc && text[s+1] == 'u' && text[s+2]|0x20 == 'd' && strings.IndexByte("89abAB", text[s+3]) >= 0 {
-			end = s // a high surrogate, whose pair is still to come
-		}
-		r := end - 1
-		for r > 0 && end-r < utf8.UTFMax && !utf8.RuneStart(text[r]) {
-			r--
-		}
-		if !utf8.FullRuneInString(text[r:end]) {
-			end = r
-		}
-	}
-	if end < 0 {
-		return "", false
-	}
-	closers := slices.Clone(stack[:cutN])
-	slices.Reverse(closers)
-	return text[:end] + quote + string(closers), true
 }

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
-	"github.com/sluice-gw/sluice/contract/partial"
 	"github.com/sluice-gw/sluice/openai"
 	"github.com/sluice-gw/sluice/sse"
 )
@@ -105,10 +103,9 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 	wt := &writeTimer{timeout: g.opts.StreamWriteTimeout}
 	wt.sw.Store(sw)
 	var (
-		text    strings.Builder
-		parser  partial.Parser
-		skipped int // bytes of a leading code fence not fed to the parser
-		buf     []byte
+		partials contract.Partials
+		buf      []byte
+		grew     bool
 	)
 	for ev, err := range s.All() {
 		if err != nil {
@@ -124,26 +121,9 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 		if ev.Type != sluice.EventText {
 			continue
 		}
-		text.WriteString(ev.Text)
-		// Feed the parser what follows a leading fence, once known.
-		all := text.String()
-		if skipped < 0 || parser.Done() {
+		if buf, grew = partials.Add(buf[:0], ev.Text); !grew {
 			continue
 		}
-		start := fenceEnd(all)
-		if start < 0 {
-			continue // maybe the start of a fence: wait for more
-		}
-		from := max(start, skipped)
-		skipped = len(all)
-		if parser.Write([]byte(all[from:])) != nil {
-			skipped = -1 // not JSON: the end says so
-			continue
-		}
-		if !parser.Changed() {
-			continue
-		}
-		buf = parser.AppendSnapshot(buf[:0])
 		wt.extend(time.Now())
 		if sw.WriteEvent("partial", buf) != nil {
 			return
@@ -151,27 +131,5 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 	}
 	// The pipeline validated the whole answer: send it, without any fence.
 	wt.extend(time.Now())
-	sw.WriteEvent("result", []byte(contract.Unfence(text.String())))
-}
-
-// fenceEnd returns where the JSON of an answer starts: after a leading
-// Markdown code fence line, if any; -1 while the text could still be the
-// start of one.
-func fenceEnd(text string) int {
-	t := strings.TrimLeft(text, " \t\r\n")
-	lead := len(text) - len(t)
-	if len(t) < 3 {
-		if strings.HasPrefix("```", t) {
-			return -1
-		}
-		return lead
-	}
-	if !strings.HasPrefix(t, "```") {
-		return lead
-	}
-	i := strings.IndexByte(t, '\n')
-	if i < 0 {
-		return -1
-	}
-	return lead + i + 1
+	sw.WriteEvent("result", []byte(contract.Unfence(partials.Text())))
 }
