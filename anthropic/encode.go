@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/internal/jsonw"
 )
 
 // ErrorType returns the Anthropic error type for c, from the dialect's list:
@@ -85,20 +86,8 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	b = appendString(b, typ)
 	b = append(b, `,"message":`...)
 	b = appendString(b, msg)
-	if err != nil && len(err.Details) > 0 {
-		// Sluice's extension: where an answer broke its schema.
-		b = append(b, `,"details":[`...)
-		for i, d := range err.Details {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"path":`...)
-			b = appendString(b, d.Path)
-			b = append(b, `,"reason":`...)
-			b = appendString(b, d.Reason)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+	if err != nil {
+		b = jsonw.AppendErrorDetails(b, err.Details) // Sluice's extension
 	}
 	return append(b, "}}"...)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/internal/jsonw"
 )
 
 // finishReason returns the OpenAI spelling of r. OpenAI has no "error"
@@ -178,28 +179,8 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	}
 	b = append(b, `,"code":`...)
 	b = appendString(b, string(code))
-	b = appendDetails(b, err.Details)
+	b = jsonw.AppendErrorDetails(b, err.Details)
 	return append(b, "}}"...)
-}
-
-// appendDetails appends Sluice's extension to the error object,
-// ,"details":[{"path","reason"}...], when there are details.
-func appendDetails(b []byte, ds []sluice.ErrorDetail) []byte {
-	if len(ds) == 0 {
-		return b
-	}
-	b = append(b, `,"details":[`...)
-	for i, d := range ds {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"path":`...)
-		b = appendString(b, d.Path)
-		b = append(b, `,"reason":`...)
-		b = appendString(b, d.Reason)
-		b = append(b, '}')
-	}
-	return append(b, ']')
 }
 
 // MarshalError encodes err as an OpenAI error body:

@@ -55,11 +55,7 @@ func (c *namedContract) info() ContractInfo {
 // unknown contract, invalid_request for a missing input, schema_violation
 // when repair is exhausted, and the call's own.
 func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMessage) (json.RawMessage, error) {
-	c, ok := p.contracts[name]
-	if !ok {
-		return nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
-	}
-	req, err := c.request(input)
+	c, req, err := p.contractRequest(name, input)
 	if err != nil {
 		return nil, err
 	}
@@ -84,16 +80,22 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 // schema_violation (a stream cannot be repaired: its text went out).
 // Errors before the first content are returned as for Contract.
 func (p *Pipeline) StreamContract(ctx context.Context, name string, input json.RawMessage) (sluice.Stream, error) {
-	c, ok := p.contracts[name]
-	if !ok {
-		return nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
-	}
-	req, err := c.request(input)
+	_, req, err := p.contractRequest(name, input)
 	if err != nil {
 		return nil, err
 	}
 	req.Stream = true
 	return p.Stream(ctx, req)
+}
+
+// contractRequest returns the named contract and its call for input.
+func (p *Pipeline) contractRequest(name string, input json.RawMessage) (*namedContract, *sluice.Request, error) {
+	c, ok := p.contracts[name]
+	if !ok {
+		return nil, nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
+	}
+	req, err := c.request(input)
+	return c, req, err
 }
 
 // request builds the call of the contract for input.
