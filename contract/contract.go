@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,8 +30,9 @@ var ObjectSchema = []byte(`{"type":"object"}`)
 // A Schema is a compiled JSON Schema (draft 2020-12 unless the schema says
 // otherwise, formats asserted). It is safe for concurrent use.
 type Schema struct {
-	s   *jsonschema.Schema
-	raw []byte
+	s     *jsonschema.Schema
+	raw   []byte
+	names map[string]bool // the property names the schema declares
 }
 
 // Raw returns the schema's source.
@@ -89,6 +91,10 @@ func compile(schema []byte) (*Schema, error) {
 	if err != nil {
 		return nil, schemaError("The response_format schema is not valid JSON.", err)
 	}
+	m := newMeasure(doc)
+	if m.size(doc, 0) > maxExpanded {
+		return nil, schemaError("The response_format schema is too complex: with its references expanded it exceeds "+strconv.Itoa(maxExpanded)+" keywords and values.", nil)
+	}
 	jc := jsonschema.NewCompiler()
 	jc.DefaultDraft(jsonschema.Draft2020)
 	jc.AssertFormat()
@@ -100,7 +106,7 @@ func compile(schema []byte) (*Schema, error) {
 	if err != nil {
 		return nil, schemaError("The response_format schema is not a valid JSON Schema: "+compileProblem(err)+".", err)
 	}
-	return &Schema{s: s, raw: slices.Clone(schema)}, nil
+	return &Schema{s: s, raw: slices.Clone(schema), names: m.names}, nil
 }
 
 func schemaError(msg string, err error) *sluice.Error {
@@ -114,7 +120,7 @@ func compileProblem(err error) string {
 	if errors.As(err, &se) && se.Err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(se.Err, &ve) {
-			if vs := violations(ve); len(vs) > 0 {
+			if vs := violations(ve, nil); len(vs) > 0 {
 				return vs[0].Path + ": " + vs[0].Reason
 			}
 		}
@@ -162,7 +168,7 @@ func (s *Schema) Check(text string) (value []byte, vs []Violation) {
 	if err := s.s.Validate(doc); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
-			return nil, violations(ve)
+			return nil, violations(ve, s.names)
 		}
 		return nil, []Violation{{Path: "", Reason: "the answer could not be validated"}}
 	}
@@ -194,8 +200,10 @@ func Unfence(text string) string {
 // maxViolations bounds the violations reported for one answer.
 const maxViolations = 20
 
-// violations flattens a validation error tree into its leaves.
-func violations(ve *jsonschema.ValidationError) []Violation {
+// violations flattens a validation error tree into its leaves. With names,
+// a path names only the properties the schema declares (and array
+// indexes); other keys, which the answer made up, read "*".
+func violations(ve *jsonschema.ValidationError, names map[string]bool) []Violation {
 	var out []Violation
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
@@ -203,7 +211,7 @@ func violations(ve *jsonschema.ValidationError) []Violation {
 			return
 		}
 		if len(e.Causes) == 0 {
-			out = append(out, Violation{Path: pointer(e.InstanceLocation), Reason: reason(e.ErrorKind), Hint: e.ErrorKind.LocalizedString(printer)})
+			out = append(out, Violation{Path: pointer(e.InstanceLocation, names), Reason: reason(e.ErrorKind), Hint: e.ErrorKind.LocalizedString(printer)})
 			return
 		}
 		for _, c := range e.Causes {
@@ -214,11 +222,18 @@ func violations(ve *jsonschema.ValidationError) []Violation {
 	return out
 }
 
-// pointer returns a JSON Pointer (RFC 6901) from path segments.
-func pointer(segs []string) string {
+// pointer returns a JSON Pointer (RFC 6901) from path segments; with names,
+// a segment that is neither a declared property nor an index reads "*".
+func pointer(segs []string, names map[string]bool) string {
 	var b strings.Builder
 	for _, s := range segs {
 		b.WriteByte('/')
+		if names != nil && !names[s] {
+			if _, err := strconv.Atoi(s); err != nil {
+				b.WriteByte('*')
+				continue
+			}
+		}
 		s = strings.ReplaceAll(s, "~", "~0")
 		b.WriteString(strings.ReplaceAll(s, "/", "~1"))
 	}
@@ -244,6 +259,8 @@ func reason(k jsonschema.ErrorKind) string {
 		return "must be > " + ratString(k.Want)
 	case *kind.ExclusiveMaximum:
 		return "must be < " + ratString(k.Want)
+	case *kind.MultipleOf:
+		return "must be a multiple of " + ratString(k.Want)
 	case *kind.Enum:
 		return k.LocalizedString(printer)
 	case *kind.Const:

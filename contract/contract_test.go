@@ -1,6 +1,7 @@
 package contract_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -141,5 +142,52 @@ func TestViolationError(t *testing.T) {
 	}
 	if want := "The model's answer did not match the schema after 2 attempts: (root): missing property 'age'; /tags/0: does not match the pattern ^[a-z]+$."; e.Message != want {
 		t.Errorf("message %q\nwant    %q", e.Message, want)
+	}
+}
+
+// TestSchemaComplexity checks that a schema whose references fan out
+// (each link of a chain referring twice to the next: the validator's work
+// doubles per link) is refused before it can cost exponential time, while
+// a schema that references one definition many times is accepted.
+func TestSchemaComplexity(t *testing.T) {
+	var defs []string
+	for i := range 40 {
+		defs = append(defs, fmt.Sprintf(`"a%d":{"allOf":[{"$ref":"#/$defs/a%d"},{"$ref":"#/$defs/a%d"}]}`, i, i+1, i+1))
+	}
+	defs = append(defs, `"a40":{"type":"object"}`)
+	bomb := `{"$defs":{` + strings.Join(defs, ",") + `},"$ref":"#/$defs/a0"}`
+	_, err := contract.NewCompiler().Compile([]byte(bomb))
+	if e, ok := err.(*sluice.Error); !ok || e.Code != sluice.CodeInvalidRequest || !strings.Contains(e.Message, "too complex") {
+		t.Fatalf("fan-out schema: err = %v, want invalid_request: too complex", err)
+	}
+	var props []string
+	for i := range 200 {
+		props = append(props, fmt.Sprintf(`"p%d":{"$ref":"#/$defs/item"}`, i))
+	}
+	wide := `{"$defs":{"item":{"type":"object","properties":{"n":{"type":"integer"}}},"node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"}}}},"type":"object","properties":{` + strings.Join(props, ",") + `,"list":{"$ref":"#/$defs/node"}}}`
+	if _, err := contract.NewCompiler().Compile([]byte(wide)); err != nil {
+		t.Fatalf("a wide schema with many references and a recursive one: %v", err)
+	}
+}
+
+// TestViolationsQuoteNothing checks that neither reasons nor paths carry
+// the answer: numbers it chose, or property names it made up.
+func TestViolationsQuoteNothing(t *testing.T) {
+	s, err := contract.NewCompiler().Compile([]byte(`{"type":"object","properties":{"n":{"type":"number","multipleOf":7}},"additionalProperties":{"type":"integer"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vs := s.Check(`{"n":123456789,"secret-key-sk-abc":"x"}`)
+	if len(vs) != 2 {
+		t.Fatalf("violations %+v", vs)
+	}
+	for _, v := range vs {
+		if strings.Contains(v.Path+v.Reason, "123456789") || strings.Contains(v.Path+v.Reason, "1.23456789") || strings.Contains(v.Path+v.Reason, "secret") {
+			t.Errorf("violation %+v quotes the answer", v)
+		}
+	}
+	got := map[string]string{vs[0].Path: vs[0].Reason, vs[1].Path: vs[1].Reason}
+	if got["/n"] != "must be a multiple of 7" || got["/*"] == "" {
+		t.Errorf("violations %+v, want /n's multipleOf and the made-up key as /*", vs)
 	}
 }

@@ -55,6 +55,13 @@ func (p *Pipeline) completeChecked(ctx context.Context, req *sluice.Request, sch
 			return nil, err
 		}
 		rec.Usage = rec.Usage.Add(resp.Usage)
+		if len(resp.Message.ToolCalls()) > 0 {
+			// The model called a tool instead of answering: the answer
+			// comes after the tool's result, in a later call.
+			out := *resp
+			out.Usage = rec.Usage
+			return &out, nil
+		}
 		text := resp.Message.Text()
 		value, vs := schema.Check(text)
 		if len(vs) == 0 {

@@ -139,3 +139,17 @@ models:
 		}
 	}
 }
+
+// TestStructuredToolCall checks that a structured request whose answer is
+// a tool call comes back as that call, unchecked: the JSON answer comes
+// after the tool's result.
+func TestStructuredToolCall(t *testing.T) {
+	p := newPipeline(t, testConfig)
+	req := userRequest("fast", "What is the weather in Paris?")
+	req.Tools = []sluice.Tool{weatherTool}
+	req.Output = sluice.Output{Type: sluice.OutputJSONSchema, Schema: json.RawMessage(citySchema)}
+	resp, err := p.Complete(context.Background(), req)
+	if err != nil || len(resp.Message.ToolCalls()) != 1 || resp.FinishReason != sluice.FinishToolCalls {
+		t.Fatalf("resp %+v, err %v; want the tool call", resp, err)
+	}
+}
