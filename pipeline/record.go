@@ -37,6 +37,8 @@ type Record struct {
 	// stream ended early (a client that left: context.Canceled).
 	Err      error
 	Duration time.Duration
+
+	whole bool // a checked stream's answer came whole (then broke its schema)
 }
 
 type recordKey struct{}
@@ -121,13 +123,15 @@ func (m *meteredStream) release() error {
 		ParseFailures: m.counts.ParseFailures, SchemaFailures: m.counts.SchemaFailures}
 	if m.finish != nil {
 		rec.Failovers = m.finish.Failovers
+	} else if m.counts.whole {
+		rec.Failovers = m.counts.Failovers
 	} else if rec.Err == nil {
 		rec.Err = context.Cause(m.ctx)
 		if rec.Err == nil {
 			rec.Err = errReleased
 		}
 	}
-	if est := (m.bytes + 3) / 4; m.finish == nil && est > rec.Usage.OutputTokens {
+	if est := (m.bytes + 3) / 4; m.finish == nil && !m.counts.whole && est > rec.Usage.OutputTokens {
 		// Cut short before the upstream counted all it sent.
 		rec.Usage.OutputTokens = est
 		rec.Estimated = true

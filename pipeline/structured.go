@@ -156,6 +156,8 @@ func (c *checkedStream) pull() (sluice.Event, error) {
 			} else {
 				c.rec.SchemaFailures++
 			}
+			// The answer came whole: its usage is as reported.
+			c.rec.Failovers, c.rec.whole = ev.Failovers, true
 			c.stop()
 			return sluice.Event{}, contract.ViolationError(vs, 1)
 		}
