@@ -52,7 +52,8 @@ const jsonSchemaInstruction = "Respond with a single JSON value that conforms to
 // everything else with req.
 func structuredRequest(req *sluice.Request, mode string) (*sluice.Request, string, error) {
 	o := &req.Output
-	if o.Type != sluice.OutputJSONSchema || mode == "" || mode == StructuredNative {
+	native := mode == "" || mode == StructuredNative
+	if o.Type != sluice.OutputJSONSchema || native && len(o.Schema) > 0 {
 		return req, "", nil
 	}
 	cp := *req

@@ -342,3 +342,17 @@ func TestNewProviderStructuredPanics(t *testing.T) {
 	}()
 	NewProvider(Config{StructuredOutput: "forced"})
 }
+
+// TestNativeEmptySchema checks that a json_schema request without a schema
+// is asked for as a JSON object (a system instruction), as the pipeline
+// checks it, rather than sent as an empty output_config schema the API
+// refuses.
+func TestNativeEmptySchema(t *testing.T) {
+	req := &sluice.Request{Model: "m", MaxOutputTokens: 10,
+		Messages: []sluice.Message{{Role: sluice.RoleUser, Parts: []sluice.Part{sluice.TextPart("hi")}}},
+		Output:   sluice.Output{Type: sluice.OutputJSONSchema, Name: "x"}}
+	r, _, err := structuredRequest(req, StructuredNative)
+	if err != nil || r.Output.Type != sluice.OutputJSONObject {
+		t.Fatalf("output %+v, err %v; want a JSON object request", r.Output, err)
+	}
+}

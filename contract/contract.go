@@ -44,15 +44,20 @@ func (s *Schema) Raw() []byte { return s.raw }
 type Compiler struct {
 	mu    sync.Mutex
 	cache map[[32]byte]*Schema
+	bytes int // of the cached schemas' sources
 	max   int
 }
+
+// maxCacheBytes bounds the sources of the cached schemas together: a
+// compiled schema takes a multiple of its source.
+const maxCacheBytes = 16 << 20
 
 // DefaultCacheSize is how many compiled schemas a Compiler keeps.
 const DefaultCacheSize = 1024
 
-// NewCompiler returns a Compiler that keeps up to DefaultCacheSize schemas;
-// past that it starts over, so an abusive stream of distinct schemas costs
-// compilations, not memory.
+// NewCompiler returns a Compiler that keeps up to DefaultCacheSize schemas
+// of up to 16 MiB of source together; past that it starts over, so an
+// abusive stream of distinct schemas costs compilations, not memory.
 func NewCompiler() *Compiler {
 	return &Compiler{cache: map[[32]byte]*Schema{}, max: DefaultCacheSize}
 }
@@ -78,10 +83,12 @@ func (c *Compiler) Compile(schema []byte) (*Schema, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	if len(c.cache) >= c.max {
+	if len(c.cache) >= c.max || c.bytes+len(schema) > maxCacheBytes {
 		clear(c.cache)
+		c.bytes = 0
 	}
 	c.cache[key] = s
+	c.bytes += len(schema)
 	c.mu.Unlock()
 	return s, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
 	"github.com/sluice-gw/sluice/openai"
-	"github.com/sluice-gw/sluice/sse"
 )
 
 // contractCall is the body of POST /v1/contracts/{name}.
@@ -97,11 +96,14 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 		return
 	}
 	defer s.Close()
-	sse.SetHeaders(w.Header())
-	w.WriteHeader(http.StatusOK)
-	sw := sse.NewWriter(w)
+	// The first content is here: the answer is a stream. Silences (a model
+	// thinking) get heartbeats, as chat streams do.
+	gate := &commitGate{w: w}
 	wt := &writeTimer{timeout: g.opts.StreamWriteTimeout}
-	wt.sw.Store(sw)
+	gate.start(wt)
+	sw := gate.sw
+	stopHeartbeat := g.heartbeat(gate, wt)
+	defer stopHeartbeat()
 	var (
 		partials contract.Partials
 		buf      []byte
@@ -124,10 +126,12 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 		if buf, grew = partials.Add(buf[:0], ev.Text); !grew {
 			continue
 		}
-		wt.extend(time.Now())
+		now := time.Now()
+		wt.extend(now)
 		if sw.WriteEvent("partial", buf) != nil {
 			return
 		}
+		wt.last.Store(now.UnixNano())
 	}
 	// The pipeline validated the whole answer: send it, without any fence.
 	wt.extend(time.Now())

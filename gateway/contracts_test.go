@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-gw/sluice/contract"
 	"github.com/sluice-gw/sluice/gateway"
@@ -218,5 +219,23 @@ contracts:
 				t.Errorf("%d partials, the last with %d fields; want many, growing to 50", partials, len(prev))
 			}
 		})
+	}
+}
+
+// TestContractStreamHeartbeat checks that silences in a contract stream
+// carry heartbeat comments, which SSE readers skip.
+func TestContractStreamHeartbeat(t *testing.T) {
+	gw := gatewayFromYAML(t, `
+providers:
+  - {name: slow, type: sim, fault: "chunk_delay=80ms"}
+models:
+  - {name: slow, targets: [{provider: slow, model: m}]}
+contracts:
+  - {name: c, model: slow, schema: '{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}'}
+`, gateway.Options{Heartbeat: 20 * time.Millisecond})
+	c := openStream(t, "POST", gw.URL+"/v1/contracts/c", `{"input":"x","stream":true}`)
+	b, _ := io.ReadAll(c.resp.Body)
+	if !strings.Contains(string(b), "\n:\n\n") || !strings.Contains(string(b), "event: result\n") {
+		t.Errorf("no heartbeat or no result in a slow contract stream:\n%s", b)
 	}
 }
