@@ -46,6 +46,9 @@ type Options struct {
 	// once attached readers had time to read the end. With both negative,
 	// streams are not logged and have no id.
 	ResumeRetention time.Duration
+	// Metrics serves GET /metrics (a Prometheus handler over the registry
+	// the pipeline's metrics are on); nil: no metrics endpoint.
+	Metrics http.Handler
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }

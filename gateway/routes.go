@@ -12,6 +12,9 @@ func (g *Gateway) routes() http.Handler {
 	mux.Handle("GET /v1/contracts", g.handleContracts())
 	mux.Handle("GET /v1/contracts/{name}", g.handleContractInfo())
 	mux.Handle("POST /v1/contracts/{name}", g.handleContract())
+	if g.opts.Metrics != nil {
+		mux.Handle("GET /metrics", g.opts.Metrics)
+	}
 	mux.Handle("GET /healthz", g.handleHealthz())
 	mux.Handle("GET /readyz", g.handleReadyz())
 	mux.Handle("/", g.handleNotFound())

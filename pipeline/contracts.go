@@ -63,6 +63,7 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 	if c.cfg.RepairAttempts != nil {
 		repairs = *c.cfg.RepairAttempts
 	}
+	ctx = track(ctx)
 	start := time.Now()
 	rec := Record{Model: req.Model}
 	resp, err := p.completeChecked(ctx, req, c.schema, repairs, &rec)

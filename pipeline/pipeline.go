@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-gw/sluice/store"
 	"github.com/sluice-gw/sluice/store/memory"
 	"github.com/sluice-gw/sluice/store/redis"
+	"github.com/sluice-gw/sluice/telemetry"
 )
 
 // Options are the dependencies of a Pipeline that do not come from the
@@ -41,6 +42,8 @@ type Options struct {
 	// the goroutine that ends it; its context is the call's, without its
 	// cancellation. nil: records are only logged.
 	OnRecord func(context.Context, Record)
+	// Metrics receive every call's record; nil: no metrics.
+	Metrics *telemetry.Metrics
 }
 
 // A Pipeline runs calls for in-process callers and for the gateway. It is safe
@@ -52,6 +55,7 @@ type Pipeline struct {
 	streams   store.StreamLog
 	closers   []func() error
 	onRecord  func(context.Context, Record)
+	metrics   *telemetry.Metrics
 	schemas   *contract.Compiler
 	repairs   map[string]int // repair attempts of the routes that set them
 	contracts map[string]*namedContract
@@ -69,7 +73,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord,
+	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord, metrics: opts.Metrics,
 		schemas: contract.NewCompiler(), repairs: map[string]int{}}
 	defer func() {
 		if err != nil {
@@ -237,6 +241,7 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	if err := check(req); err != nil {
 		return nil, err
 	}
+	ctx = track(ctx)
 	start := time.Now()
 	schema, err := p.outputSchema(req)
 	if err != nil {
@@ -274,6 +279,7 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	if err := check(req); err != nil {
 		return nil, err
 	}
+	ctx = track(ctx)
 	start := time.Now()
 	schema, err := p.outputSchema(req)
 	if err != nil {

@@ -9,7 +9,27 @@ import (
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
+	"github.com/sluice-gw/sluice/router"
+	"github.com/sluice-gw/sluice/telemetry"
 )
+
+// observe hands rec to the metrics, with bounded labels.
+func (p *Pipeline) observe(rec Record) {
+	route := rec.Model
+	if _, ok := p.router.Route(route); !ok {
+		route = "other" // a client's made-up name must not become a label
+	}
+	code := "ok"
+	if rec.Err != nil {
+		code = string(sluice.ErrorCode(rec.Err))
+	}
+	p.metrics.Observe(telemetry.Call{
+		Route: route, Provider: rec.Provider, Stream: rec.Stream, Code: code, Duration: rec.Duration,
+		InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens,
+		Attempts: rec.Attempts, Failovers: rec.Failovers,
+		ParseFailures: rec.ParseFailures, SchemaFailures: rec.SchemaFailures, Repairs: rec.Repairs, Repaired: rec.Repaired,
+	})
+}
 
 // A Record is what one call consumed and how it ended, reported once when
 // it ends: when Complete returns, or when a stream ends, fails or is
@@ -19,6 +39,12 @@ type Record struct {
 	// Model is the public model name.
 	Model  string
 	Stream bool
+	// Provider and UpstreamModel name the target that served the call
+	// (the last that answered); empty if none did. Attempts counts the
+	// upstream calls made: fallbacks, repairs and failovers included.
+	Provider      string
+	UpstreamModel string
+	Attempts      int
 	// Usage is the call's usage as the upstream reported it. A stream that
 	// ended before the upstream reported its output count has it estimated
 	// from the content sent (four bytes a token), and Estimated set.
@@ -50,8 +76,37 @@ func WithRecordFunc(ctx context.Context, f func(Record)) context.Context {
 	return context.WithValue(ctx, recordKey{}, f)
 }
 
-// record reports rec.
+// attempts follows the upstream calls of one call, as the router reports
+// them.
+type attempts struct {
+	n               int
+	provider, model string
+}
+
+func (a *attempts) add(at router.Attempt) {
+	a.n++
+	if at.Err == nil {
+		a.provider, a.model = at.Provider, at.Model
+	}
+}
+
+type attemptsKey struct{}
+
+// track returns ctx with a fresh follower of the call's upstream attempts,
+// which record reads.
+func track(ctx context.Context) context.Context {
+	a := &attempts{}
+	return context.WithValue(router.WithAttemptFunc(ctx, a.add), attemptsKey{}, a)
+}
+
+// record reports rec, completed with the attempts the call's context saw.
 func (p *Pipeline) record(ctx context.Context, rec Record) {
+	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
+		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
+	}
+	if p.metrics != nil {
+		p.observe(rec)
+	}
 	if f, ok := ctx.Value(recordKey{}).(func(Record)); ok {
 		f(rec)
 	}

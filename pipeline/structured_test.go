@@ -3,11 +3,16 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/pipeline"
+	"github.com/sluice-gw/sluice/telemetry"
 )
 
 const citySchema = `{"type":"object","properties":{"city":{"type":"string"},"population":{"type":"integer","minimum":0}},"required":["city","population"],"additionalProperties":false}`
@@ -151,5 +156,56 @@ func TestStructuredToolCall(t *testing.T) {
 	resp, err := p.Complete(context.Background(), req)
 	if err != nil || len(resp.Message.ToolCalls()) != 1 || resp.FinishReason != sluice.FinishToolCalls {
 		t.Fatalf("resp %+v, err %v; want the tool call", resp, err)
+	}
+}
+
+// TestStructuredMetrics checks that a repaired answer shows in the
+// metrics: one parse failure, one repair attempted and succeeded, two
+// upstream attempts, under the route and the provider that served it; and
+// that a model name nobody configured is counted as "other".
+func TestStructuredMetrics(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - {name: prose-once, type: sim, fault: "prose,attempts=1"}
+models:
+  - {name: flaky, targets: [{provider: prose-once, model: m}]}
+`), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := telemetry.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	req := userRequest("flaky", "Name a city.")
+	req.Output = sluice.Output{Type: sluice.OutputJSONSchema, Schema: json.RawMessage(citySchema)}
+	if _, err := p.Complete(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	p.Complete(context.Background(), userRequest("made-up-by-a-client", "x"))
+	want := `
+# HELP sluice_structured_repairs_total Repair requests made (attempted) and calls a repair made valid (succeeded).
+# TYPE sluice_structured_repairs_total counter
+sluice_structured_repairs_total{outcome="attempted",provider="prose-once",route="flaky"} 1
+sluice_structured_repairs_total{outcome="succeeded",provider="prose-once",route="flaky"} 1
+# HELP sluice_structured_failures_total Structured answers that were not JSON (parse) or broke their schema (schema).
+# TYPE sluice_structured_failures_total counter
+sluice_structured_failures_total{kind="parse",provider="prose-once",route="flaky"} 1
+# HELP sluice_upstream_attempts_total Upstream calls made, fallbacks, repairs and failovers included.
+# TYPE sluice_upstream_attempts_total counter
+sluice_upstream_attempts_total{route="flaky"} 2
+# HELP sluice_requests_total Calls by route, provider, streaming and outcome (ok or the error code).
+# TYPE sluice_requests_total counter
+sluice_requests_total{code="not_found",provider="",route="other",stream="false"} 1
+sluice_requests_total{code="ok",provider="prose-once",route="flaky",stream="false"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sluice_structured_repairs_total", "sluice_structured_failures_total", "sluice_upstream_attempts_total", "sluice_requests_total"); err != nil {
+		t.Error(err)
 	}
 }

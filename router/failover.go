@@ -132,6 +132,7 @@ func (f *failoverStream) failOver() bool {
 		if err == nil {
 			s, err = prime(s)
 		}
+		report(f.ctx, t, err)
 		if err != nil {
 			if !fallback(f.ctx, err) {
 				return false

@@ -107,6 +107,7 @@ func (r *Router) Complete(ctx context.Context, req *sluice.Request) (*sluice.Res
 		if err == nil && resp == nil {
 			err = sluice.WrapError(sluice.CodeInternal, fmt.Errorf("provider %s returned no response and no error", t.ProviderName))
 		}
+		report(ctx, t, err)
 		if err == nil {
 			return resp, nil
 		}
@@ -137,6 +138,7 @@ func (r *Router) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream
 		if err == nil {
 			s, err = prime(s)
 		}
+		report(ctx, t, err)
 		if err == nil {
 			if rt.MidStreamFailover && i+1 < len(rt.Targets) {
 				s = withFailover(ctx, req, rt.Targets[i+1:], s)
@@ -179,6 +181,30 @@ func prime(s sluice.Stream) (sluice.Stream, error) {
 		}
 		return next()
 	}, func() error { stop(); return nil }), nil
+}
+
+// An Attempt is one call of a target, as the router reports it.
+type Attempt struct {
+	Provider string // the provider's configured name
+	Model    string // the upstream model name
+	// Err is nil when the target answered (for a stream: produced its
+	// first content, or took over a broken stream), else why not.
+	Err error
+}
+
+type attemptKey struct{}
+
+// WithAttemptFunc returns a context whose calls report each target they
+// try to f, in order, on the calling goroutine: how the pipeline learns
+// which provider served a call and how many attempts it took.
+func WithAttemptFunc(ctx context.Context, f func(Attempt)) context.Context {
+	return context.WithValue(ctx, attemptKey{}, f)
+}
+
+func report(ctx context.Context, t Target, err error) {
+	if f, ok := ctx.Value(attemptKey{}).(func(Attempt)); ok {
+		f(Attempt{Provider: t.ProviderName, Model: t.Model, Err: err})
+	}
 }
 
 // targetRequest returns a shallow copy of req addressed to t's model.

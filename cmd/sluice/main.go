@@ -16,12 +16,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
 	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/sim"
+	"github.com/sluice-gw/sluice/telemetry"
 )
 
 func main() {
@@ -133,7 +137,13 @@ Precedence: flags, then environment (SLUICE_*), then the config file.`,
 // refused, in-flight calls get the drain time to finish, and the rest are
 // ended with an error event in their dialect.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
-	p, err := pipeline.New(ctx, cfg, pipeline.Options{Logger: logger})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := telemetry.New(reg)
+	if err != nil {
+		return err
+	}
+	p, err := pipeline.New(ctx, cfg, pipeline.Options{Logger: logger, Metrics: metrics})
 	if err != nil {
 		return err
 	}
@@ -144,6 +154,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		StreamWriteTimeout: cfg.Streams.WriteTimeout.D(),
 		ResumeGrace:        cfg.Streams.ResumeGrace.D(),
 		ResumeRetention:    cfg.Streams.ResumeRetention.D(),
+		Metrics:            promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -277,3 +277,23 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// TestServeMetrics checks that sluice serve exposes its metrics at
+// /metrics, calls counted by route and outcome, with the Go runtime's.
+func TestServeMetrics(t *testing.T) {
+	base, stop, _ := startServe(t, nil)
+	readBody(t, post(t, base+"/v1/chat/completions", `{"model":"sim-fast","messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	for _, want := range []string{`sluice_requests_total{code="ok",provider="sim",route="sim-fast",stream="false"} 1`, "sluice_request_duration_seconds_bucket", "go_goroutines"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
