@@ -63,7 +63,7 @@ models:
 		}
 		return len(lines) == 2
 	})
-	if l := lines["ok"]; l["output_tokens"] != 40.0 || l["input_tokens"].(float64) == 0 || l["output_estimated"] != nil {
+	if l := lines["ok"]; l["output_tokens"] != 40.0 || l["input_tokens"].(float64) == 0 || l["output_estimated"] != nil || l["provider"] != "s" || l["attempts"] != 1.0 {
 		t.Errorf("complete stream: %v", l)
 	}
 	if l := lines["drops"]; l["output_estimated"] != true || l["output_tokens"].(float64) < 15 || l["input_tokens"].(float64) == 0 {

@@ -104,7 +104,8 @@ func (g *Gateway) withAccessLog(next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 		}
 		if rec != nil {
-			attrs = append(attrs, slog.String("model", rec.Model),
+			attrs = append(attrs, slog.String("model", rec.Model), slog.String("provider", rec.Provider),
+				slog.Int("attempts", rec.Attempts),
 				slog.Int("input_tokens", rec.Usage.InputTokens), slog.Int("output_tokens", rec.Usage.OutputTokens))
 			if rec.Estimated {
 				attrs = append(attrs, slog.Bool("output_estimated", true))
