@@ -12,13 +12,6 @@ import (
 // appendString appends s to b as a JSON string (see jsonw.AppendString).
 func appendString(b []byte, s string) []byte { return jsonw.AppendString(b, s) }
 
-// appendKey appends "key": (key is a literal that needs no escaping).
-func appendKey(b []byte, key string) []byte {
-	b = append(b, '"')
-	b = append(b, key...)
-	return append(b, '"', ':')
-}
-
 // appendFloat appends f as a JSON number. The caller has checked that f is
 // finite.
 func appendFloat(b []byte, f float64) []byte {
