@@ -88,6 +88,15 @@ type Config struct {
 	// Contracts are named structured calls: a schema, the model route that
 	// answers it and a system prompt, served at /v1/contracts/{name}.
 	Contracts []Contract `yaml:"contracts"`
+	// Tiers are the sets of limits API keys are given.
+	Tiers []Tier `yaml:"tiers"`
+	// IPLimits limit requests per client address.
+	IPLimits IPLimits `yaml:"ip_limits"`
+	// Auth configures API keys and the admin key.
+	Auth Auth `yaml:"auth"`
+	// Pricing overrides and extends the built-in price table, by upstream
+	// model name.
+	Pricing map[string]Price `yaml:"pricing"`
 	// Simulated reports whether Default fell back to the simulator because no
 	// API key was set. It is never read from the file.
 	Simulated bool `yaml:"-"`
@@ -132,6 +141,10 @@ type Provider struct {
 	// Tokens is the simulator's answer length in tokens (type sim only);
 	// zero means 24.
 	Tokens int `yaml:"tokens"`
+	// MaxConcurrent caps the calls in flight to this provider (0: no cap);
+	// past it, calls wait up to QueueTimeout, then fail with overloaded.
+	MaxConcurrent int      `yaml:"max_concurrent"`
+	QueueTimeout  Duration `yaml:"queue_timeout"`
 	// Timeouts are the deadlines of every call to this provider; a zero
 	// field means its default (connect 10s, first_token 2m, idle 1m, total
 	// 10m).
@@ -169,6 +182,16 @@ type State struct {
 	// Redis is a redis:// URL. When set, stream logs live in Redis, so a
 	// stream may be resumed on any instance sharing it.
 	Redis Secret `yaml:"redis"`
+	// SQLite is the database file of the embedded default (ledger, keys,
+	// idempotency records, jobs). Default ./sluice.db; "off" keeps them in
+	// memory.
+	SQLite string `yaml:"sqlite"`
+	// Postgres, when set, holds the ledger, keys and jobs instead, shared
+	// by instances.
+	Postgres Secret `yaml:"postgres"`
+	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default
+	// 24h.
+	IdempotencyTTL Duration `yaml:"idempotency_ttl"`
 }
 
 // Timeouts are the deadlines of one upstream call. Whichever fires first ends
@@ -220,6 +243,22 @@ type Model struct {
 	// json_object request that breaks its schema is asked again before the
 	// call fails with schema_violation. Unset means 1; 0 turns repair off.
 	RepairAttempts *int `yaml:"repair_attempts"`
+	// Retry, Hedge, Breaker and Cache are the route's resilience policies;
+	// unset: the defaults (see docs/config.md).
+	Retry   *Retry   `yaml:"retry"`
+	Hedge   *Hedge   `yaml:"hedge"`
+	Breaker *Breaker `yaml:"breaker"`
+	Cache   *Cache   `yaml:"cache"`
+	// Limits tighten the callers' tier limits on this route.
+	Limits *Limits `yaml:"limits"`
+	// Tools, when set, is the allowlist of tool names the model may be
+	// offered and may call; ToolPolicy says what happens to others:
+	// "refuse" (default: the request is refused) or "drop".
+	Tools      []string `yaml:"tools"`
+	ToolPolicy string   `yaml:"tool_policy"`
+	// ExposeRawOutput includes the model's raw answer in a schema_violation
+	// error, for routes whose clients may see it.
+	ExposeRawOutput bool `yaml:"expose_raw_output"`
 }
 
 // A Contract is a named structured call: an input goes to a model route
@@ -300,6 +339,10 @@ const FailoverMidStream = "mid_stream"
 type Target struct {
 	Provider string `yaml:"provider"` // a Provider's Name
 	Model    string `yaml:"model"`    // the upstream model name
+	// Weight > 0 makes the target part of a balanced group: consecutive
+	// weighted targets share the load by least outstanding requests,
+	// weighted.
+	Weight int `yaml:"weight"`
 }
 
 // Duration is a time.Duration written in YAML as "10s", "1m30s" or "250ms".
@@ -780,6 +823,7 @@ func (c *Config) Validate() error {
 			v.add("must be from 0 to 5", append(at, "repair_attempts")...)
 		}
 	}
+	c.validatePolicies(&v)
 	return v.err()
 }
 

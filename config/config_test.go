@@ -97,8 +97,8 @@ models:
 					{Name: "local", Type: "openai", BaseURL: "http://127.0.0.1:11434/v1", Timeouts: defaultTimeouts},
 				},
 				Models: []Model{
-					{Name: "smart", Targets: []Target{{"main", "gpt-4o-mini"}, {"claude", "claude-haiku-4-5"}}},
-					{Name: "cheap", Targets: []Target{{"local", "llama3"}}, Timeouts: Timeouts{Idle: Duration(5 * time.Second)}},
+					{Name: "smart", Targets: []Target{{Provider: "main", Model: "gpt-4o-mini"}, {Provider: "claude", Model: "claude-haiku-4-5"}}},
+					{Name: "cheap", Targets: []Target{{Provider: "local", Model: "llama3"}}, Timeouts: Timeouts{Idle: Duration(5 * time.Second)}},
 				},
 			},
 		},
@@ -120,7 +120,7 @@ models:
 					{Name: "o", Type: "openai", BaseURL: DefaultOpenAIBaseURL, Timeouts: defaultTimeouts},
 					{Name: "a", Type: "anthropic", BaseURL: DefaultAnthropicBaseURL, MaxTokensDefault: DefaultAnthropicMaxTokens, Timeouts: defaultTimeouts},
 				},
-				Models: []Model{{Name: "m", Targets: []Target{{"o", "x"}}}},
+				Models: []Model{{Name: "m", Targets: []Target{{Provider: "o", Model: "x"}}}},
 			},
 		},
 		{
@@ -132,7 +132,7 @@ models:
 				MaxBodyBytes: DefaultMaxBodyBytes,
 				Streams:      defaultStreams,
 				Providers:    []Provider{{Name: "s", Type: "sim", Timeouts: defaultTimeouts}},
-				Models:       []Model{{Name: "m", Targets: []Target{{"s", "m"}}}},
+				Models:       []Model{{Name: "m", Targets: []Target{{Provider: "s", Model: "m"}}}},
 			},
 		},
 		{
@@ -152,8 +152,8 @@ models:
 				Streams:      defaultStreams,
 				Providers:    []Provider{{Name: "s", Type: "sim", Timeouts: defaultTimeouts}},
 				Models: []Model{
-					{Name: "a", Targets: []Target{{"s", "m"}}},
-					{Name: "b", Targets: []Target{{"s", "m"}}},
+					{Name: "a", Targets: []Target{{Provider: "s", Model: "m"}}},
+					{Name: "b", Targets: []Target{{Provider: "s", Model: "m"}}},
 				},
 			},
 		},
