@@ -95,7 +95,11 @@ type Error struct {
 	// schema (schema_violation); the dialects render them beside the
 	// message.
 	Details []ErrorDetail
-	Err     error
+	// Output is the model's raw answer that broke its schema. It is set
+	// only for a route that opted in (expose_raw_output); the dialects
+	// render it beside the details.
+	Output string
+	Err    error
 }
 
 // An ErrorDetail is one client-safe specific of an Error: a location (a

@@ -87,7 +87,7 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	b = append(b, `,"message":`...)
 	b = appendString(b, msg)
 	if err != nil {
-		b = jsonw.AppendErrorDetails(b, err.Details) // Sluice's extension
+		b = jsonw.AppendErrorDetails(b, err) // Sluice's extension
 	}
 	return append(b, "}}"...)
 }

@@ -1,8 +1,11 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -88,8 +91,9 @@ func TestStructuredFaults(t *testing.T) {
 				// faults: only text answers can break.
 				if f.always && k.name != "anthropic-tool" {
 					var apiErr *openai.Error
-					if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || apiErr.Code != "schema_violation" || !strings.Contains(apiErr.RawJSON(), `"details":[{"path":`) {
-						t.Fatalf("err %v, want 502 schema_violation with details", err)
+					if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || apiErr.Code != "schema_violation" || !strings.Contains(apiErr.RawJSON(), `"details":[{"path":`) ||
+						strings.Contains(apiErr.RawJSON(), "raw_output") {
+						t.Fatalf("err %v, want 502 schema_violation with details and no raw output", err)
 					}
 					return
 				}
@@ -101,6 +105,43 @@ func TestStructuredFaults(t *testing.T) {
 					t.Fatalf("content %q: violations %+v", content, vs)
 				}
 			})
+		}
+	}
+}
+
+// TestRawOutputOptIn checks that a schema_violation carries the model's
+// raw answer only on a route that opted in, in both dialects.
+func TestRawOutputOptIn(t *testing.T) {
+	gw := gatewayFromYAML(t, `providers:
+  - {name: s, type: sim, fault: prose}
+models:
+  - {name: open, targets: [{provider: s, model: m}], expose_raw_output: true, repair_attempts: 0}
+  - {name: closed, targets: [{provider: s, model: m}], repair_attempts: 0}
+`, gateway.Options{})
+	for _, tc := range []struct {
+		model, path, body string
+		want              bool
+	}{
+		{"open", "/v1/chat/completions", `{"model":"open","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}`, true},
+		{"closed", "/v1/chat/completions", `{"model":"closed","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}}`, false},
+		{"open", "/v1/messages", `{"model":"open","max_tokens":100,"messages":[{"role":"user","content":"hi"}],"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}}}`, true},
+	} {
+		resp, err := http.Post(gw.URL+tc.path, "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 502 || !strings.Contains(string(b), "did not match the schema") {
+			t.Fatalf("%s %s: %d %s", tc.model, tc.path, resp.StatusCode, b)
+		}
+		var body struct{ Error map[string]any }
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Fatal(err)
+		}
+		raw, ok := body.Error["raw_output"].(string)
+		if ok != tc.want || (ok && raw == "") {
+			t.Errorf("%s %s: raw_output %q present %v, want present %v: %s", tc.model, tc.path, raw, ok, tc.want, b)
 		}
 	}
 }

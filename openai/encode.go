@@ -179,7 +179,7 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	}
 	b = append(b, `,"code":`...)
 	b = appendString(b, string(code))
-	b = jsonw.AppendErrorDetails(b, err.Details)
+	b = jsonw.AppendErrorDetails(b, err)
 	return append(b, "}}"...)
 }
 

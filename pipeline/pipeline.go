@@ -57,7 +57,8 @@ type Pipeline struct {
 	onRecord  func(context.Context, Record)
 	metrics   *telemetry.Metrics
 	schemas   *contract.Compiler
-	repairs   map[string]int // repair attempts of the routes that set them
+	repairs   map[string]int  // repair attempts of the routes that set them
+	rawOutput map[string]bool // routes whose schema_violation errors carry the raw answer
 	contracts map[string]*namedContract
 	names     []string // of the contracts, in config order
 }
@@ -74,7 +75,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord, metrics: opts.Metrics,
-		schemas: contract.NewCompiler(), repairs: map[string]int{}}
+		schemas: contract.NewCompiler(), repairs: map[string]int{}, rawOutput: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -129,6 +130,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		rt := router.Route{Name: m.Name, MidStreamFailover: m.Failover == config.FailoverMidStream}
 		if m.RepairAttempts != nil {
 			p.repairs[m.Name] = *m.RepairAttempts
+		}
+		if m.ExposeRawOutput {
+			p.rawOutput[m.Name] = true
 		}
 		for _, t := range m.Targets {
 			pc, ok := configs[t.Provider]

@@ -46,6 +46,7 @@ func (p *Pipeline) completeChecked(ctx context.Context, req *sluice.Request, sch
 	attempts := 1 + repairs
 	r := req
 	var last []contract.Violation
+	var lastText string
 	for i := range attempts {
 		if i > 0 {
 			rec.Repairs++
@@ -76,12 +77,16 @@ func (p *Pipeline) completeChecked(ctx context.Context, req *sluice.Request, sch
 		} else {
 			rec.SchemaFailures++
 		}
-		last = vs
+		last, lastText = vs, text
 		if i+1 < attempts {
 			r = repairRequest(req, text, vs)
 		}
 	}
-	return nil, contract.ViolationError(last, attempts)
+	verr := contract.ViolationError(last, attempts)
+	if p.rawOutput[req.Model] {
+		verr.Output = lastText
+	}
+	return nil, verr
 }
 
 // withText returns parts with its text replaced by text (the validated JSON
