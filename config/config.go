@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -821,6 +822,11 @@ func (c *Config) Validate() error {
 		}
 		if ct.RepairAttempts != nil && (*ct.RepairAttempts < 0 || *ct.RepairAttempts > 5) {
 			v.add("must be from 0 to 5", append(at, "repair_attempts")...)
+		}
+		if strings.Contains(ct.System, "{{") {
+			if _, err := template.New("system").Parse(ct.System); err != nil {
+				v.add("the prompt template does not parse: "+err.Error(), append(at, "system")...)
+			}
 		}
 	}
 	c.validatePolicies(&v)

@@ -106,3 +106,10 @@ models:
 		}
 	}
 }
+
+func TestContractTemplate(t *testing.T) {
+	_, err := Parse([]byte("providers: [{name: s, type: sim}]\nmodels: [{name: m, targets: [{provider: s, model: m}]}]\ncontracts: [{name: c, model: m, schema: {type: object}, system: \"Hi {{.Input\"}]\n"), envFunc(nil))
+	if err == nil || !strings.Contains(err.Error(), "contracts[0].system: the prompt template does not parse") {
+		t.Errorf("bad template: err = %v", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
+	"text/template"
 	"time"
 
 	"github.com/sluice-gw/sluice"
@@ -15,6 +17,24 @@ import (
 type namedContract struct {
 	cfg    config.Contract
 	schema *contract.Schema
+	system *template.Template // the system prompt, when it is a template
+}
+
+// promptData is what a contract's system prompt template sees.
+type promptData struct {
+	Name        string
+	Description string
+	Schema      string // the JSON Schema, as JSON
+	Input       any    // the input: a string, or the decoded JSON value
+}
+
+// parseSystem returns the template of a contract's system prompt, or nil
+// when the prompt has no template actions and is sent as written.
+func parseSystem(ct config.Contract) (*template.Template, error) {
+	if !strings.Contains(ct.System, "{{") {
+		return nil, nil
+	}
+	return template.New(ct.Name).Option("missingkey=error").Parse(ct.System)
 }
 
 // ContractInfo describes a named contract: what GET /v1/contracts/{name}
@@ -115,13 +135,43 @@ func (c *namedContract) request(input json.RawMessage) (*sluice.Request, error) 
 	} else if !json.Valid(input) {
 		return nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "input", Message: "The input is not valid JSON."}
 	}
+	system := c.cfg.System
+	if c.system != nil {
+		var err error
+		if system, err = c.prompt(input, text); err != nil {
+			return nil, err
+		}
+	}
 	return &sluice.Request{
 		Model:    c.cfg.Model,
-		System:   systemParts(c.cfg.System),
+		System:   systemParts(system),
 		Messages: []sluice.Message{{Role: sluice.RoleUser, Parts: []sluice.Part{sluice.TextPart(text)}}},
 		Output: sluice.Output{Type: sluice.OutputJSONSchema, Name: c.cfg.Name, Description: c.cfg.Description,
 			Schema: c.schema.Raw(), Strict: true},
 	}, nil
+}
+
+// prompt executes the system prompt template for an input (raw JSON, and
+// its text when it is a string).
+func (c *namedContract) prompt(input json.RawMessage, text string) (string, error) {
+	data := promptData{Name: c.cfg.Name, Description: c.cfg.Description, Schema: string(c.schema.Raw()), Input: text}
+	if input[0] != '"' {
+		d := json.NewDecoder(bytes.NewReader(input))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return "", &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "input", Message: "The input is not valid JSON.", Err: err}
+		}
+		data.Input = v
+	}
+	var b strings.Builder
+	if err := c.system.Execute(&b, data); err != nil {
+		// The template's error names the prompt's own fields and text: the
+		// client learns only that its input does not fit.
+		return "", &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "input",
+			Message: "The input lacks a field the contract's prompt uses, or has the wrong kind of value there.", Err: err}
+	}
+	return b.String(), nil
 }
 
 // systemParts returns a system prompt as parts; none when empty.

@@ -162,7 +162,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: contract %q: %s", ct.Name, sluice.AsError(err).Message)
 		}
-		p.contracts[ct.Name] = &namedContract{cfg: ct, schema: s}
+		system, err := parseSystem(ct)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: contract %q: system prompt: %w", ct.Name, err)
+		}
+		p.contracts[ct.Name] = &namedContract{cfg: ct, schema: s, system: system}
 		p.names = append(p.names, ct.Name)
 	}
 	r, err := router.New(routes)
