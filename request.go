@@ -165,6 +165,7 @@ type Caller struct {
 	Key    string // the key's id or name, never the secret
 	User   string
 	Tenant string
+	Tier   string // the key's tier: the limits its calls are held to
 	IP     string
 }
 
@@ -196,6 +197,9 @@ type Request struct {
 	// Stream asks for an event stream rather than one response.
 	Stream bool
 
+	// ID identifies the request in logs and the usage ledger (the
+	// gateway's Request-Id); empty for a caller that has none.
+	ID       string
 	Caller   Caller
 	Metadata map[string]string
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
 	"github.com/sluice-gw/sluice/openai"
+	"github.com/sluice-gw/sluice/pipeline"
 )
 
 // contractCall is the body of POST /v1/contracts/{name}.
@@ -39,6 +40,7 @@ func (g *Gateway) handleContract() http.Handler {
 		}
 		ctx, stop := g.callContext(r)
 		defer stop()
+		ctx = pipeline.WithCaller(ctx, requestID(r.Context()), callerOf(r, sluice.Caller{}))
 		if call.Stream {
 			g.streamContract(ctx, w, r, call.Input)
 			return

@@ -471,11 +471,19 @@ func (g *Gateway) logError(r *http.Request, msg string, e *sluice.Error) {
 		slog.String("request_id", requestID(r.Context())), slog.String("path", r.URL.Path), slog.Any("error", e))
 }
 
-// fillCaller records who sent the request.
+// fillCaller records who sent the request, and its id.
 func fillCaller(r *http.Request, req *sluice.Request) {
+	req.ID = requestID(r.Context())
+	req.Caller = callerOf(r, req.Caller)
+}
+
+// callerOf returns c completed with what the connection says of the
+// caller.
+func callerOf(r *http.Request, c sluice.Caller) sluice.Caller {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		req.Caller.IP = host
+		c.IP = host
 	}
+	return c
 }
 
 // handleModels lists the public model names, in the Anthropic shape for

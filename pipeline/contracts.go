@@ -75,19 +75,19 @@ func (c *namedContract) info() ContractInfo {
 // unknown contract, invalid_request for a missing input, schema_violation
 // when repair is exhausted, and the call's own.
 func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMessage) (json.RawMessage, error) {
-	c, req, err := p.contractRequest(name, input)
+	c, req, err := p.contractRequest(ctx, name, input)
 	if err != nil {
+		p.refused(withContract(ctx, name), req, err)
 		return nil, err
 	}
 	repairs := p.repairAttempts(c.cfg.Model)
 	if c.cfg.RepairAttempts != nil {
 		repairs = *c.cfg.RepairAttempts
 	}
-	ctx = track(ctx)
-	start := time.Now()
-	rec := Record{Model: req.Model}
+	ctx = track(withContract(ctx, name))
+	rec := newRecord(ctx, req, time.Now())
 	resp, err := p.completeChecked(ctx, req, c.schema, repairs, &rec)
-	rec.Err, rec.Duration = err, time.Since(start)
+	rec.Err = err
 	p.record(ctx, rec)
 	if err != nil {
 		return nil, err
@@ -101,22 +101,45 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 // schema_violation (a stream cannot be repaired: its text went out).
 // Errors before the first content are returned as for Contract.
 func (p *Pipeline) StreamContract(ctx context.Context, name string, input json.RawMessage) (sluice.Stream, error) {
-	_, req, err := p.contractRequest(name, input)
+	_, req, err := p.contractRequest(ctx, name, input)
 	if err != nil {
+		p.refused(withContract(ctx, name), req, err)
 		return nil, err
 	}
 	req.Stream = true
-	return p.Stream(ctx, req)
+	return p.Stream(withContract(ctx, name), req)
 }
 
 // contractRequest returns the named contract and its call for input.
-func (p *Pipeline) contractRequest(name string, input json.RawMessage) (*namedContract, *sluice.Request, error) {
+func (p *Pipeline) contractRequest(ctx context.Context, name string, input json.RawMessage) (*namedContract, *sluice.Request, error) {
 	c, ok := p.contracts[name]
 	if !ok {
 		return nil, nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
 	}
 	req, err := c.request(input)
+	if err != nil {
+		// The refusal is still a call of the contract's route, for the
+		// record.
+		req = &sluice.Request{Model: c.cfg.Model}
+	}
+	if who, ok := ctx.Value(callerKey{}).(caller); ok {
+		req.ID, req.Caller = who.id, who.caller
+	}
 	return c, req, err
+}
+
+type callerKey struct{}
+
+type caller struct {
+	id     string
+	caller sluice.Caller
+}
+
+// WithCaller returns a context whose contract calls carry request id id
+// and caller c, as sluice.Request.ID and Caller carry them for Complete
+// and Stream: who is limited, charged and named in the ledger.
+func WithCaller(ctx context.Context, id string, c sluice.Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, caller{id, c})
 }
 
 // request builds the call of the contract for input.

@@ -65,12 +65,18 @@ contracts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
+	var recs []pipeline.Record
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{OnRecord: func(_ context.Context, r pipeline.Record) {
+		mu.Lock()
+		recs = append(recs, r)
+		mu.Unlock()
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	ctx := t.Context()
+	who := sluice.Caller{Key: "k", Tenant: "t"}
+	ctx := pipeline.WithCaller(t.Context(), "req-9", who)
 	if _, err := p.Contract(ctx, "greet", json.RawMessage(`{"person":"Ada","lang":"French"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +92,10 @@ contracts:
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	if len(recs) != 4 || recs[0].Contract != "greet" || recs[0].ID != "req-9" || recs[0].Caller != who || recs[0].Model != "m" ||
+		recs[3].Status != 400 || recs[3].Contract != "greet" {
+		t.Errorf("records %+v, want four with the contract, id and caller", recs)
+	}
 	want := []string{
 		`greet: Greets a person. Write to Ada in French. Schema {"properties":{"ok":{"type":"boolean"}},"required":["ok"],"type":"object"}`,
 		"Answer in JSON.",

@@ -247,19 +247,21 @@ func (p *Pipeline) Provider(name string) (sluice.Provider, bool) {
 // sluice.AsError for anything else).
 func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.Response, error) {
 	if err := check(req); err != nil {
+		p.refused(ctx, req, err)
 		return nil, err
 	}
 	ctx = track(ctx)
-	start := time.Now()
+	rec := newRecord(ctx, req, time.Now())
+	rec.Stream = false
 	schema, err := p.outputSchema(req)
 	if err != nil {
-		p.record(ctx, Record{Model: req.Model, Err: err})
+		rec.Err = err
+		p.record(ctx, rec)
 		return nil, err
 	}
 	if schema != nil {
-		rec := Record{Model: req.Model}
 		resp, err := p.completeChecked(ctx, req, schema, p.repairAttempts(req.Model), &rec)
-		rec.Err, rec.Duration = err, time.Since(start)
+		rec.Err = err
 		p.record(ctx, rec)
 		if err != nil {
 			return nil, err
@@ -269,12 +271,14 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	}
 	resp, err := p.router.Complete(ctx, req)
 	if err != nil {
-		p.record(ctx, Record{Model: req.Model, Err: err, Duration: time.Since(start)})
+		rec.Err = err
+		p.record(ctx, rec)
 		return nil, err
 	}
 	out := *resp // the provider's response may be shared (caches, replays)
 	out.Model = req.Model
-	p.record(ctx, Record{Model: req.Model, Usage: out.Usage, Duration: time.Since(start)})
+	rec.Usage = out.Usage
+	p.record(ctx, rec)
 	return &out, nil
 }
 
@@ -285,23 +289,38 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 // it.
 func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stream, error) {
 	if err := check(req); err != nil {
+		p.refused(ctx, req, err)
 		return nil, err
 	}
 	ctx = track(ctx)
-	start := time.Now()
+	rec := newRecord(ctx, req, time.Now())
+	rec.Stream = true
 	schema, err := p.outputSchema(req)
 	if err != nil {
-		p.record(ctx, Record{Model: req.Model, Stream: true, Err: err})
+		rec.Err = err
+		p.record(ctx, rec)
 		return nil, err
 	}
 	s, err := p.router.Stream(ctx, req)
 	if err != nil {
-		p.record(ctx, Record{Model: req.Model, Stream: true, Err: err, Duration: time.Since(start)})
+		rec.Err = err
+		p.record(ctx, rec)
 		return nil, err
 	}
 	// The stream reports the public model name in EventStart, as Complete
 	// does in its Response, and its Record when released.
-	return p.meter(ctx, s, req.Model, start, schema), nil
+	return p.meter(ctx, s, rec, schema), nil
+}
+
+// refused records a call refused before it started: it is a request
+// served all the same, with its error.
+func (p *Pipeline) refused(ctx context.Context, req *sluice.Request, err error) {
+	if req == nil {
+		return
+	}
+	rec := newRecord(ctx, req, time.Now())
+	rec.Err = err
+	p.record(ctx, rec)
 }
 
 // check validates what every call needs, whoever built the request.

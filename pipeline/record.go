@@ -36,9 +36,14 @@ func (p *Pipeline) observe(rec Record) {
 // released early. It is what the usage ledger will keep; for now it goes to
 // Options.OnRecord, to functions set with WithRecordFunc, and to the log.
 type Record struct {
-	// Model is the public model name.
-	Model  string
-	Stream bool
+	// Model is the public model name; Contract the named contract called,
+	// if any.
+	Model    string
+	Contract string
+	Stream   bool
+	// ID is the request's id (sluice.Request.ID) and Caller who sent it.
+	ID     string
+	Caller sluice.Caller
 	// Provider and UpstreamModel name the target that served the call
 	// (the last that answered); empty if none did. Attempts counts the
 	// upstream calls made: fallbacks, repairs and failovers included.
@@ -61,10 +66,19 @@ type Record struct {
 	Repaired       bool
 	// Err is nil for a complete answer, else why the call failed or the
 	// stream ended early (a client that left: context.Canceled).
-	Err      error
+	Err error
+	// Start is when the call began and Duration how long it took; TTFT is
+	// a stream's time to its first content (zero for other calls).
+	Start    time.Time
 	Duration time.Duration
+	TTFT     time.Duration
+	// Status is the HTTP status the answer carries: 200 for an answer or a
+	// stream that started (even one that then broke), else the error
+	// code's.
+	Status int
 
-	whole bool // a checked stream's answer came whole (then broke its schema)
+	whole   bool // a checked stream's answer came whole (then broke its schema)
+	started bool // a stream that was handed to its caller
 }
 
 type recordKey struct{}
@@ -99,10 +113,32 @@ func track(ctx context.Context) context.Context {
 	return context.WithValue(router.WithAttemptFunc(ctx, a.add), attemptsKey{}, a)
 }
 
+// newRecord starts the Record of a call of req.
+func newRecord(ctx context.Context, req *sluice.Request, start time.Time) Record {
+	contract, _ := ctx.Value(contractKey{}).(string)
+	return Record{Model: req.Model, Contract: contract, Stream: req.Stream, ID: req.ID, Caller: req.Caller, Start: start}
+}
+
+type contractKey struct{}
+
+// withContract returns ctx for a call of the named contract.
+func withContract(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, contractKey{}, name)
+}
+
 // record reports rec, completed with the attempts the call's context saw.
 func (p *Pipeline) record(ctx context.Context, rec Record) {
 	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
 		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
+	}
+	if rec.Duration == 0 && !rec.Start.IsZero() {
+		rec.Duration = time.Since(rec.Start)
+	}
+	if rec.Status == 0 {
+		rec.Status = 200
+		if rec.Err != nil && !(rec.Stream && rec.started) {
+			rec.Status = sluice.AsError(rec.Err).Code.HTTPStatus()
+		}
 	}
 	if p.metrics != nil {
 		p.observe(rec)
@@ -124,12 +160,12 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 // A meteredStream hands on a stream's events, with the public model name
 // in EventStart, and reports its Record when it is released.
 type meteredStream struct {
-	p     *Pipeline
-	ctx   context.Context
-	model string
-	start time.Time
-	next  func() (sluice.Event, error)
-	stop  func()
+	p    *Pipeline
+	ctx  context.Context
+	base Record // what was known when the stream started
+	ttft time.Duration
+	next func() (sluice.Event, error)
+	stop func()
 
 	usage  sluice.Usage
 	bytes  int // content sent, for the estimate
@@ -138,8 +174,9 @@ type meteredStream struct {
 	counts Record // ParseFailures and SchemaFailures, from a checkedStream
 }
 
-func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, model string, start time.Time, schema *contract.Schema) sluice.Stream {
-	m := &meteredStream{p: p, ctx: ctx, model: model, start: start}
+func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, base Record, schema *contract.Schema) sluice.Stream {
+	base.started = true
+	m := &meteredStream{p: p, ctx: ctx, base: base}
 	if schema != nil {
 		s = p.checkStream(s, schema, &m.counts)
 	}
@@ -157,12 +194,14 @@ func (m *meteredStream) pull() (sluice.Event, error) {
 	}
 	switch ev.Type {
 	case sluice.EventStart:
-		ev.Model = m.model
+		ev.Model = m.base.Model
 		m.usage = ev.Usage
 	case sluice.EventText, sluice.EventThinking:
 		m.bytes += len(ev.Text)
+		m.first()
 	case sluice.EventToolCall:
 		m.bytes += len(ev.ToolName) + len(ev.Arguments)
+		m.first()
 	case sluice.EventUsage:
 		m.usage = ev.Usage
 	case sluice.EventFinish:
@@ -172,10 +211,18 @@ func (m *meteredStream) pull() (sluice.Event, error) {
 	return ev, nil
 }
 
+// first notes the time to the first content.
+func (m *meteredStream) first() {
+	if m.ttft == 0 {
+		m.ttft = max(time.Since(m.base.Start), 1)
+	}
+}
+
 func (m *meteredStream) release() error {
 	m.stop()
-	rec := Record{Model: m.model, Stream: true, Usage: m.usage, Err: m.err, Duration: time.Since(m.start),
-		ParseFailures: m.counts.ParseFailures, SchemaFailures: m.counts.SchemaFailures}
+	rec := m.base
+	rec.Usage, rec.Err, rec.TTFT = m.usage, m.err, m.ttft
+	rec.ParseFailures, rec.SchemaFailures = m.counts.ParseFailures, m.counts.SchemaFailures
 	if m.finish != nil {
 		rec.Failovers = m.finish.Failovers
 	} else if m.counts.whole {

@@ -57,7 +57,9 @@ models:
 		return u
 	}
 
-	resp, err := p.Complete(ctx, userRequest("ok", "Hello there."))
+	creq := userRequest("ok", "Hello there.")
+	creq.ID, creq.Caller = "req-1", sluice.Caller{Key: "k1", Tenant: "acme", Tier: "free", User: "u", IP: "10.0.0.1"}
+	resp, err := p.Complete(ctx, creq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,21 +71,23 @@ models:
 	if len(recs) != 5 {
 		t.Fatalf("%d records, want 5: %+v", len(recs), recs)
 	}
-	if r := recs[0]; r.Stream || r.Err != nil || r.Usage != resp.Usage || r.Model != "ok" {
-		t.Errorf("Complete record %+v, want usage %+v", r, resp.Usage)
+	if r := recs[0]; r.Stream || r.Err != nil || r.Usage != resp.Usage || r.Model != "ok" || r.Status != 200 || r.TTFT != 0 ||
+		r.ID != "req-1" || r.Caller != creq.Caller || r.Start.IsZero() || r.Duration <= 0 {
+		t.Errorf("Complete record %+v, want usage %+v, id and caller", r, resp.Usage)
 	}
-	if r := recs[1]; !r.Stream || r.Err != nil || r.Estimated || r.Usage != full || full.OutputTokens != 40 {
-		t.Errorf("stream record %+v, want usage %+v (40 output tokens)", r, full)
+	if r := recs[1]; !r.Stream || r.Err != nil || r.Estimated || r.Usage != full || full.OutputTokens != 40 || r.Status != 200 ||
+		r.TTFT <= 0 || r.TTFT > r.Duration {
+		t.Errorf("stream record %+v, want usage %+v (40 output tokens), a TTFT", r, full)
 	}
 	// Twelve one-word tokens went out before the drop: about 12 tokens at
 	// four bytes each, never zero.
-	if r := recs[2]; sluice.ErrorCode(r.Err) != sluice.CodeStreamInterrupted || !r.Estimated || r.Usage.OutputTokens < 10 || r.Usage.OutputTokens > 25 || r.Usage.InputTokens == 0 {
+	if r := recs[2]; sluice.ErrorCode(r.Err) != sluice.CodeStreamInterrupted || r.Status != 200 || !r.Estimated || r.Usage.OutputTokens < 10 || r.Usage.OutputTokens > 25 || r.Usage.InputTokens == 0 {
 		t.Errorf("dropped stream record %+v, want stream_interrupted with input tokens and about 12 output tokens, estimated", r)
 	}
 	if r := recs[3]; r.Err == nil || !r.Estimated || r.Usage.OutputTokens == 0 {
 		t.Errorf("released stream record %+v, want an error and estimated output", r)
 	}
-	if r := recs[4]; r.Err == nil || sluice.ErrorCode(r.Err) != sluice.StatusCode(503) || r.Usage != (sluice.Usage{}) {
+	if r := recs[4]; r.Err == nil || sluice.ErrorCode(r.Err) != sluice.StatusCode(503) || r.Status != 503 || r.Usage != (sluice.Usage{}) {
 		t.Errorf("failed stream record %+v", r)
 	}
 }
