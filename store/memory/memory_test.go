@@ -62,3 +62,26 @@ func TestStreamLogBound(t *testing.T) {
 		t.Errorf("s1: err = %v, want ErrNotFound (evicted)", err)
 	}
 }
+
+func TestIdempotency(t *testing.T) {
+	s := memory.NewIdempotency(memory.IdempotencyOptions{})
+	storetest.RunIdempotency(t, func(testing.TB) store.Idempotency { return s })
+}
+
+func TestIdempotencyBounded(t *testing.T) {
+	s := memory.NewIdempotency(memory.IdempotencyOptions{MaxBytes: 100})
+	ctx := context.Background()
+	for i := range 5 {
+		key := strconv.Itoa(i)
+		s.Claim(ctx, key, "h", time.Minute, time.Hour)
+		if err := s.Complete(ctx, key, store.IdemRecord{Status: 200, Body: make([]byte, 40)}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 200 bytes were stored under a bound of 100: the oldest went first.
+	for i, want := range []bool{false, false, false, true, true} {
+		if _, err := s.Get(ctx, strconv.Itoa(i)); (err == nil) != want {
+			t.Errorf("record %d kept %v, want %v", i, err == nil, want)
+		}
+	}
+}

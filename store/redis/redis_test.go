@@ -394,3 +394,12 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 }
+
+// TestIdempotency runs the contract with a new DB for every handle, as
+// separate instances would hold, all on one prefix.
+func TestIdempotency(t *testing.T) {
+	prefix := testPrefix(t)
+	storetest.RunIdempotency(t, func(t testing.TB) store.Idempotency {
+		return redis.NewIdempotency(openDB(t, prefix), prefix)
+	})
+}
