@@ -24,8 +24,9 @@ const ContinueInstruction = "Your previous answer was cut off. Continue it from 
 // every attempt, and its EventFinish counts the failovers.
 type failoverStream struct {
 	ctx  context.Context
+	c    *call
 	req  *sluice.Request
-	rest []Target // targets not tried yet
+	rest []*target // targets not tried yet
 
 	next func() (sluice.Event, error)
 	stop func()
@@ -41,9 +42,10 @@ type failoverStream struct {
 	pending   *sluice.Event // a finish held back behind a usage event
 }
 
-// withFailover wraps s, the primed stream of target i of rt.
-func withFailover(ctx context.Context, req *sluice.Request, rest []Target, s sluice.Stream) sluice.Stream {
-	f := &failoverStream{ctx: ctx, req: req, rest: rest}
+// withFailover wraps s, the primed stream of one of c's targets; rest are
+// the targets after it.
+func withFailover(ctx context.Context, c *call, rest []*target, s sluice.Stream) sluice.Stream {
+	f := &failoverStream{ctx: ctx, c: c, req: c.req, rest: rest}
 	f.next, f.stop = sluice.Pull(s)
 	return sluice.NewStream(f.pull, func() error { f.stop(); return nil })
 }
@@ -110,8 +112,9 @@ func (f *failoverStream) canFailOver(err error) bool {
 	return fallback(f.ctx, err)
 }
 
-// failOver starts the next target that accepts the continuation, and
-// reports whether one did.
+// failOver starts the next target that accepts the continuation (through
+// its breaker and bulkhead, with the route's retries), and reports whether
+// one did.
 func (f *failoverStream) failOver() bool {
 	broke := f.usage
 	if broke.OutputTokens == 0 && f.chars > 0 {
@@ -124,23 +127,16 @@ func (f *failoverStream) failOver() bool {
 	for len(f.rest) > 0 {
 		t := f.rest[0]
 		f.rest = f.rest[1:]
-		req, trimmed := continuation(f.req, t, f.text.String())
-		s, err := t.Provider.Stream(f.ctx, req)
-		if err == nil && s == nil {
-			continue
-		}
-		if err == nil {
-			s, err = prime(s)
-		}
-		report(f.ctx, t, err)
-		if err != nil {
-			if !fallback(f.ctx, err) {
+		req, trimmed := continuation(f.req, t.Target, f.text.String())
+		o := f.c.try(f.ctx, t, req, false, f.c.report)
+		if o.err != nil {
+			if !fallback(f.ctx, o.err) {
 				return false
 			}
 			continue
 		}
 		f.stop()
-		f.next, f.stop = sluice.Pull(s)
+		f.next, f.stop = sluice.Pull(o.s)
 		f.failovers++
 		f.trimLead = trimmed
 		return true

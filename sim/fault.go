@@ -42,6 +42,16 @@ type Fault struct {
 	Status int
 	// RetryAfter is the Retry-After advice of a Status failure.
 	RetryAfter time.Duration
+	// StatusFirst, when positive, limits Status to the first StatusFirst
+	// calls that carry it, counted by the Provider across requests (a
+	// server counts every request it serves): an upstream that fails, then
+	// recovers.
+	StatusFirst int
+	// TailP and Tail add a long tail to the time to first token: with
+	// probability TailP (0 to 1) a call waits Tail more before its first
+	// content event, on top of TTFT.
+	TailP float64
+	Tail  time.Duration
 	// Prose answers prose even when JSON output was asked for.
 	Prose bool
 	// Truncate cuts the answer half way and finishes with "length".
@@ -87,6 +97,12 @@ func (f Fault) Merge(over Fault) Fault {
 	}
 	if over.RetryAfter != 0 {
 		f.RetryAfter = over.RetryAfter
+	}
+	if over.StatusFirst != 0 {
+		f.StatusFirst = over.StatusFirst
+	}
+	if over.TailP != 0 || over.Tail != 0 {
+		f.TailP, f.Tail = over.TailP, over.Tail
 	}
 	if over.Prose {
 		f.Prose = true
@@ -144,6 +160,13 @@ func (f Fault) String() string {
 	num("error_at", f.ErrorAt)
 	num("status", f.Status)
 	dur("retry_after", f.RetryAfter)
+	num("status_first", f.StatusFirst)
+	if f.TailP != 0 || f.Tail != 0 {
+		b = append(b, ",tail="...)
+		b = strconv.AppendFloat(b, f.TailP, 'g', -1, 64)
+		b = append(b, ':')
+		b = append(b, f.Tail.String()...)
+	}
 	flag("prose", f.Prose)
 	flag("truncate", f.Truncate)
 	flag("schema_break", f.SchemaBreak)
@@ -158,11 +181,12 @@ func (f Fault) String() string {
 
 // ParseFault parses a comma-separated list of fault items, such as
 // "latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,
-// error_at=3,status=429,retry_after=2s,prose,truncate,schema_break,fences,
-// attempts=1,tokens=100". Durations use
+// error_at=3,status=429,retry_after=2s,status_first=2,tail=0.05:2s,prose,
+// truncate,schema_break,fences,attempts=1,tokens=100". Durations use
 // time.ParseDuration's syntax and must not be negative; counts are
 // non-negative integers; status is an HTTP error status (400 to 599); tokens
-// is at most MaxTokens; prose and truncate are flags (or =true, =false).
+// is at most MaxTokens; tail is a probability from 0 to 1 and a duration;
+// prose and truncate are flags (or =true, =false).
 // Spaces around items are ignored and the empty string is the zero Fault.
 // Errors name the bad item; a key given twice is an error.
 func ParseFault(s string) (Fault, error) {
@@ -240,6 +264,21 @@ func ParseFault(s string) (Fault, error) {
 			err = num(&f.Status, 400, 599)
 		case "retry_after":
 			err = dur(&f.RetryAfter)
+		case "status_first":
+			err = num(&f.StatusFirst, 0, 1<<31-1)
+		case "tail":
+			p, d, ok := strings.Cut(val, ":")
+			if !hasVal || !ok {
+				err = bad("want tail=<probability>:<duration>, such as tail=0.05:2s")
+				break
+			}
+			if f.TailP, err = strconv.ParseFloat(strings.TrimSpace(p), 64); err != nil || !(f.TailP >= 0 && f.TailP <= 1) {
+				err = bad("the probability must be a number from 0 to 1")
+				break
+			}
+			if f.Tail, err = time.ParseDuration(strings.TrimSpace(d)); err != nil || f.Tail < 0 {
+				err = bad("the duration must be a non-negative duration such as 2s")
+			}
 		case "prose":
 			err = flag(&f.Prose)
 		case "truncate":
@@ -253,7 +292,7 @@ func ParseFault(s string) (Fault, error) {
 		case "tokens":
 			err = num(&f.Tokens, 0, MaxTokens)
 		default:
-			err = bad("unknown fault (want latency, ttft, chunk_delay, stall_after, drop_after, error_at, status, retry_after, prose, truncate, schema_break, fences, attempts or tokens)")
+			err = bad("unknown fault (want latency, ttft, chunk_delay, stall_after, drop_after, error_at, status, retry_after, status_first, tail, prose, truncate, schema_break, fences, attempts or tokens)")
 		}
 		if err != nil {
 			return Fault{}, err

@@ -23,6 +23,10 @@ func TestParseFault(t *testing.T) {
 		{"prose=true,truncate=false", Fault{Prose: true}},
 		{"latency=0s,tokens=0", Fault{}},
 		{"tokens=65536", Fault{Tokens: MaxTokens}},
+		{"status=503,status_first=2", Fault{Status: 503, StatusFirst: 2}},
+		{"tail=0.05:2s", Fault{TailP: 0.05, Tail: 2 * time.Second}},
+		{"tail = 1 : 150ms", Fault{TailP: 1, Tail: 150 * time.Millisecond}},
+		{"tail=0.5:0s", Fault{TailP: 0.5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -60,6 +64,13 @@ func TestParseFaultErrors(t *testing.T) {
 		{"latency=1s,speed=2", "speed=2"},
 		{"prose,prose", "prose"},
 		{"tokens=1,tokens=2", "tokens=2"},
+		{"status_first=-1", "status_first=-1"},
+		{"tail", "tail"},
+		{"tail=0.1", "tail=0.1"},
+		{"tail=1.5:1s", "tail=1.5:1s"},
+		{"tail=NaN:1s", "tail=NaN:1s"},
+		{"tail=0.1:-1s", "tail=0.1:-1s"},
+		{"tail=0.1:soon", "tail=0.1:soon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -86,9 +97,10 @@ func TestFaultString(t *testing.T) {
 
 func TestFaultMerge(t *testing.T) {
 	base := Fault{Latency: time.Second, TTFT: time.Second, Status: 500, Prose: true, Tokens: 10}
-	over := Fault{Latency: 2 * time.Second, ChunkDelay: time.Millisecond, StallAfter: 1, DropAfter: 2, RetryAfter: 3 * time.Second, Truncate: true, Status: 429}
+	over := Fault{Latency: 2 * time.Second, ChunkDelay: time.Millisecond, StallAfter: 1, DropAfter: 2, RetryAfter: 3 * time.Second, Truncate: true, Status: 429,
+		StatusFirst: 1, TailP: 0.5, Tail: time.Second}
 	want := Fault{Latency: 2 * time.Second, TTFT: time.Second, ChunkDelay: time.Millisecond, StallAfter: 1, DropAfter: 2,
-		Status: 429, RetryAfter: 3 * time.Second, Prose: true, Truncate: true, Tokens: 10}
+		Status: 429, RetryAfter: 3 * time.Second, Prose: true, Truncate: true, Tokens: 10, StatusFirst: 1, TailP: 0.5, Tail: time.Second}
 	if diff := cmp.Diff(want, base.Merge(over)); diff != "" {
 		t.Errorf("Merge (-want +got):\n%s", diff)
 	}
@@ -115,7 +127,7 @@ func TestWithFault(t *testing.T) {
 func FuzzParseFault(f *testing.F) {
 	for _, s := range []string{
 		"", "latency=200ms,ttft=1s,chunk_delay=10ms,stall_after=5,drop_after=5,error_at=1,status=429,retry_after=2s,prose,truncate,tokens=100",
-		"prose=false", "latency=1h2m3.000000004s", "status=599,,", "=", "tokens=+5", "latency=9223372036854775807ns",
+		"prose=false", "latency=1h2m3.000000004s", "status=503,status_first=3", "tail=0.05:2s", "tail=1e-7:1ns", "status=599,,", "=", "tokens=+5", "latency=9223372036854775807ns",
 	} {
 		f.Add(s)
 	}

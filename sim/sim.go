@@ -67,6 +67,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -88,6 +89,9 @@ type Options struct {
 	// Sleep waits for d or until ctx ends, returning ctx.Err() in that case.
 	// Nil means a timer; tests inject a fake that records durations.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a pseudo-random number in [0, 1), for Fault.TailP. It
+	// must be safe for concurrent use. Nil means math/rand/v2's Float64.
+	Rand func() float64
 }
 
 // Provider is the simulated provider. It is safe for concurrent use.
@@ -96,14 +100,17 @@ type Provider struct {
 	fault  Fault
 	tokens int
 	sleep  func(ctx context.Context, d time.Duration) error
+	rand   func() float64
 	open   atomic.Int64
+	// statusCalls counts the calls that carried a Fault.StatusFirst.
+	statusCalls atomic.Int64
 }
 
 var _ sluice.Provider = (*Provider)(nil)
 
 // New returns a Provider configured by opts.
 func New(opts Options) *Provider {
-	p := &Provider{name: opts.Name, fault: opts.Fault, tokens: opts.Tokens, sleep: opts.Sleep}
+	p := &Provider{name: opts.Name, fault: opts.Fault, tokens: opts.Tokens, sleep: opts.Sleep, rand: opts.Rand}
 	if p.name == "" {
 		p.name = "sim"
 	}
@@ -112,6 +119,9 @@ func New(opts Options) *Provider {
 	}
 	if p.sleep == nil {
 		p.sleep = sleep
+	}
+	if p.rand == nil {
+		p.rand = rand.Float64
 	}
 	return p
 }
@@ -147,7 +157,8 @@ func (p *Provider) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 }
 
 // Stream starts an answer to req. It sleeps the fault's Latency first, then
-// fails with the fault's Status if set, or with an invalid_request error for
+// fails with the fault's Status if set (and, with StatusFirst, the call is
+// one of the first that many), or with an invalid_request error for
 // a request it cannot answer (no messages, a tool choice naming a tool not
 // offered, a schema that is not JSON). Errors from ctx are returned as they
 // are.
@@ -168,6 +179,9 @@ func (p *Provider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 			return nil, err
 		}
 	}
+	if f.Status != 0 && f.StatusFirst > 0 && p.statusCalls.Add(1) > int64(f.StatusFirst) {
+		f.Status = 0 // the upstream has recovered
+	}
 	if f.Status != 0 {
 		return nil, sluice.FromUpstream(&sluice.UpstreamError{
 			Provider:   p.name,
@@ -180,6 +194,9 @@ func (p *Provider) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	a, err := p.plan(req, f)
 	if err != nil {
 		return nil, err
+	}
+	if f.TailP > 0 && f.Tail > 0 && p.rand() < f.TailP {
+		f.TTFT += f.Tail
 	}
 	s := &stream{p: p, a: a, f: f, model: req.Model}
 	p.open.Add(1)

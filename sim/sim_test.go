@@ -564,6 +564,54 @@ func TestFaultStatus(t *testing.T) {
 // TestFaultErrorAt checks that error_at=N ends the stream with an
 // overloaded upstream error in place of the Nth content event (the gateway's
 // fault tests take it through the server in both dialects).
+// TestFaultStatusFirst checks that status_first fails only the first calls
+// that carry it, on Stream and Complete alike.
+func TestFaultStatusFirst(t *testing.T) {
+	p := New(Options{})
+	ctx := WithFault(context.Background(), Fault{Status: 503, StatusFirst: 2})
+	var codes []sluice.Code
+	for i := range 4 {
+		var err error
+		if i%2 == 0 {
+			_, err = p.Complete(ctx, textRequest("hi"))
+		} else {
+			_, err = events(t, ctx, p, textRequest("hi"))
+		}
+		codes = append(codes, sluice.ErrorCode(err))
+	}
+	want := []sluice.Code{sluice.CodeUpstreamUnavailable, sluice.CodeUpstreamUnavailable, "", ""}
+	if diff := cmp.Diff(want, codes); diff != "" {
+		t.Errorf("codes (-want +got):\n%s", diff)
+	}
+	// Calls without the fault do not use up the count.
+	q := New(Options{})
+	if _, err := q.Complete(context.Background(), textRequest("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Complete(WithFault(context.Background(), Fault{Status: 429, StatusFirst: 1}), textRequest("hi")); sluice.ErrorCode(err) != sluice.CodeRateLimited {
+		t.Errorf("first faulty call: %v, want rate_limited", err)
+	}
+}
+
+// TestFaultTail checks that the tail adds its delay to the first token of
+// the calls the random draw picks.
+func TestFaultTail(t *testing.T) {
+	var sl sleeper
+	draws := []float64{0.01, 0.5, 0.04}
+	var i int
+	p := New(Options{Sleep: sl.sleep, Tokens: 1, Rand: func() float64 { i++; return draws[i-1] },
+		Fault: Fault{TTFT: 100 * time.Millisecond, TailP: 0.05, Tail: 2 * time.Second}})
+	for range draws {
+		if _, err := events(t, context.Background(), p, textRequest("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []time.Duration{2100 * time.Millisecond, 100 * time.Millisecond, 2100 * time.Millisecond}
+	if diff := cmp.Diff(want, sl.got()); diff != "" {
+		t.Errorf("sleeps (-want +got):\n%s", diff)
+	}
+}
+
 func TestFaultErrorAt(t *testing.T) {
 	for _, at := range []int{1, 4} {
 		p := New(Options{Fault: Fault{ErrorAt: at}})
