@@ -46,6 +46,9 @@ type Options struct {
 	// once attached readers had time to read the end. With both negative,
 	// streams are not logged and have no id.
 	ResumeRetention time.Duration
+	// IdempotencyTTL is how long the answer to a request with an
+	// Idempotency-Key is kept for repeats; 0 means 24 hours.
+	IdempotencyTTL time.Duration
 	// Metrics serves GET /metrics (a Prometheus handler over the registry
 	// the pipeline's metrics are on); nil: no metrics endpoint.
 	Metrics http.Handler
@@ -78,6 +81,9 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = 24 * time.Hour
 	}
 	if opts.BodyTimeout <= 0 {
 		opts.BodyTimeout = 30 * time.Second

@@ -190,6 +190,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			if gate.fail(func() { d.writeError(w, e) }) {
 				return
 			}
+			markFailed(r.Context()) // an answer that broke off is not replayed
 			if !encoder() {
 				return
 			}

@@ -216,10 +216,7 @@ func (g *Gateway) handleResume() http.Handler {
 			writeErrorFor(w, r, e)
 			return
 		}
-		d := &openaiDialect
-		if info.Dialect == anthropicDialect.name {
-			d = &anthropicDialect
-		}
+		d := dialectNamed(info.Dialect)
 		var after uint64
 		if v := r.Header.Get("Last-Event-ID"); v != "" {
 			after, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
@@ -228,47 +225,67 @@ func (g *Gateway) handleResume() http.Handler {
 				return
 			}
 		}
-		ctx, stop := g.callContext(r)
-		defer stop()
-		touch := func() {
-			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			log.Touch(tctx, id, time.Now())
-		}
-		touch()
-		// While attached, show the stream's writer that someone is
-		// reading, so that it keeps the upstream call going.
-		stopTouch := g.every(g.opts.ResumeGrace/4, touch)
-		defer stopTouch()
-
-		w.Header().Set(StreamIDHeader, id)
-		gate := &commitGate{w: w}
-		wt := &writeTimer{timeout: g.opts.StreamWriteTimeout}
-		gate.start(wt)
-		stopHeartbeat := g.heartbeat(gate, wt)
-		defer stopHeartbeat()
-		for f, err := range log.Read(ctx, id, after) {
-			if err != nil {
-				if ctx.Err() != nil && !g.aborted() {
-					return // the client left
-				}
-				e := &sluice.Error{Code: sluice.CodeStreamInterrupted, Message: "The stream's log ended before the stream did. Try again.", Err: err}
-				if g.aborted() {
-					e = shutdownError
-				}
-				g.logError(r, "resumed stream ended early", e)
-				wt.extend(time.Now())
-				d.encoder(gate.sw, "", "", 0, streamOptions{}).Error(e)
-				return
-			}
-			now := time.Now()
-			wt.extend(now)
-			if gate.sw.WriteRaw(f.Data) != nil {
-				return
-			}
-			wt.last.Store(now.UnixNano())
-		}
+		g.serveStream(w, r, id, after)
 	})
+}
+
+// dialectNamed returns the dialect a stream log names.
+func dialectNamed(name string) *dialect {
+	if name == anthropicDialect.name {
+		return &anthropicDialect
+	}
+	return &openaiDialect
+}
+
+// serveStream writes the events of stream id after sequence number after,
+// then its live tail until it ends, in the dialect the stream was created
+// in.
+func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, id string, after uint64) {
+	log := g.p.StreamLog()
+	d := &openaiDialect
+	if info, err := log.Info(r.Context(), id); err == nil {
+		d = dialectNamed(info.Dialect)
+	}
+	ctx, stop := g.callContext(r)
+	defer stop()
+	touch := func() {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		log.Touch(tctx, id, time.Now())
+	}
+	touch()
+	// While attached, show the stream's writer that someone is
+	// reading, so that it keeps the upstream call going.
+	stopTouch := g.every(g.opts.ResumeGrace/4, touch)
+	defer stopTouch()
+
+	w.Header().Set(StreamIDHeader, id)
+	gate := &commitGate{w: w}
+	wt := &writeTimer{timeout: g.opts.StreamWriteTimeout}
+	gate.start(wt)
+	stopHeartbeat := g.heartbeat(gate, wt)
+	defer stopHeartbeat()
+	for f, err := range log.Read(ctx, id, after) {
+		if err != nil {
+			if ctx.Err() != nil && !g.aborted() {
+				return // the client left
+			}
+			e := &sluice.Error{Code: sluice.CodeStreamInterrupted, Message: "The stream's log ended before the stream did. Try again.", Err: err}
+			if g.aborted() {
+				e = shutdownError
+			}
+			g.logError(r, "resumed stream ended early", e)
+			wt.extend(time.Now())
+			d.encoder(gate.sw, "", "", 0, streamOptions{}).Error(e)
+			return
+		}
+		now := time.Now()
+		wt.extend(now)
+		if gate.sw.WriteRaw(f.Data) != nil {
+			return
+		}
+		wt.last.Store(now.UnixNano())
+	}
 }
 
 // every calls f every interval from a goroutine until stop is called; stop

@@ -154,6 +154,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		StreamWriteTimeout: cfg.Streams.WriteTimeout.D(),
 		ResumeGrace:        cfg.Streams.ResumeGrace.D(),
 		ResumeRetention:    cfg.Streams.ResumeRetention.D(),
+		IdempotencyTTL:     cfg.State.IdempotencyTTL.D(),
 		Metrics:            promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
