@@ -14,7 +14,9 @@ import (
 // provider may take.
 type Retry struct {
 	// Attempts is the number of tries of each target, the first included:
-	// 1 turns retries off. Unset means DefaultRetryAttempts.
+	// 1 turns retries off. Unset means DefaultRetryAttempts (1: the
+	// official SDKs retry on their own, and a gateway that retries too
+	// multiplies their retries).
 	Attempts int `yaml:"attempts"`
 	// Budget is the share of a provider's recent requests that may be
 	// retries (0.1: one in ten), so retries never multiply an outage. Unset
@@ -138,7 +140,7 @@ type Price struct {
 
 // Policy defaults.
 const (
-	DefaultRetryAttempts       = 2
+	DefaultRetryAttempts       = 1
 	DefaultRetryBudget         = 0.1
 	DefaultCacheMaxTemperature = 0.0
 	DefaultSQLitePath          = "./sluice.db"

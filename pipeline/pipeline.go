@@ -22,8 +22,6 @@ import (
 	"github.com/sluice-gw/sluice/router"
 	"github.com/sluice-gw/sluice/sim"
 	"github.com/sluice-gw/sluice/store"
-	"github.com/sluice-gw/sluice/store/memory"
-	"github.com/sluice-gw/sluice/store/redis"
 	"github.com/sluice-gw/sluice/telemetry"
 )
 
@@ -38,6 +36,9 @@ type Options struct {
 	// StreamLog keeps the logs of resumable streams; nil means the config's
 	// (Redis when state.redis is set, else memory).
 	StreamLog store.StreamLog
+	// Idempotency keeps Idempotency-Key records; nil: Redis when
+	// state.redis is set, else memory.
+	Idempotency store.Idempotency
 	// OnRecord receives the Record of every call, once, when it ends, on
 	// the goroutine that ends it; its context is the call's, without its
 	// cancellation. nil: records are only logged.
@@ -53,6 +54,7 @@ type Pipeline struct {
 	providers map[string]sluice.Provider
 	logger    *slog.Logger
 	streams   store.StreamLog
+	idem      store.Idempotency
 	closers   []func() error
 	onRecord  func(context.Context, Record)
 	metrics   *telemetry.Metrics
@@ -81,18 +83,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 			p.Close()
 		}
 	}()
-	switch {
-	case opts.StreamLog != nil:
-		p.streams = opts.StreamLog
-	case cfg.State.Redis != "":
-		db, err := redis.Open(ctx, cfg.State.Redis.Value())
-		if err != nil {
-			return nil, fmt.Errorf("pipeline: state.redis: %w", err)
-		}
-		p.closers = append(p.closers, db.Close)
-		p.streams = redis.NewStreamLog(db, "")
-	default:
-		p.streams = memory.NewStreamLog(memory.StreamLogOptions{MaxBytes: cfg.Streams.ResumeMaxBytes})
+	if err := p.openState(ctx, cfg, opts); err != nil {
+		return nil, err
 	}
 	type instance struct {
 		name    string
@@ -127,7 +119,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	}
 	routes := make([]router.Route, 0, len(cfg.Models))
 	for _, m := range cfg.Models {
-		rt := router.Route{Name: m.Name, MidStreamFailover: m.Failover == config.FailoverMidStream}
+		rt := routePolicies(m)
 		if m.RepairAttempts != nil {
 			p.repairs[m.Name] = *m.RepairAttempts
 		}
@@ -148,7 +140,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 				Connect: to.Connect.D(), FirstToken: to.FirstToken.D(), Idle: to.Idle.D(), Total: to.Total.D(),
 			})
 			rt.Targets = append(rt.Targets, router.Target{
-				ProviderName: t.Provider, Provider: prov, Model: t.Model,
+				ProviderName: t.Provider, Provider: prov, Model: t.Model, Weight: t.Weight,
 				// Anthropic (and the simulator) continue a final assistant
 				// message; OpenAI's API starts a new one.
 				Prefill: pc.Type == config.TypeAnthropic || pc.Type == config.TypeSim,
@@ -169,7 +161,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		p.contracts[ct.Name] = &namedContract{cfg: ct, schema: s, system: system}
 		p.names = append(p.names, ct.Name)
 	}
-	r, err := router.New(routes)
+	r, err := router.NewWithOptions(routes, routerOptions(cfg, logger, p.metrics))
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
@@ -179,6 +171,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 
 // StreamLog returns the log that keeps resumable streams.
 func (p *Pipeline) StreamLog() store.StreamLog { return p.streams }
+
+// Idempotency returns the store of Idempotency-Key records.
+func (p *Pipeline) Idempotency() store.Idempotency { return p.idem }
 
 // Close releases the stores the pipeline connected to. Calls still running
 // may fail.

@@ -26,7 +26,8 @@ func (p *Pipeline) observe(rec Record) {
 	p.metrics.Observe(telemetry.Call{
 		Route: route, Provider: rec.Provider, Stream: rec.Stream, Code: code, Duration: rec.Duration,
 		InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens,
-		Attempts: rec.Attempts, Failovers: rec.Failovers,
+		Attempts: rec.Attempts, Failovers: rec.Failovers, TTFT: rec.TTFT,
+		Retries: rec.Retries, Fallbacks: rec.Fallbacks, Hedges: rec.Hedges,
 		ParseFailures: rec.ParseFailures, SchemaFailures: rec.SchemaFailures, Repairs: rec.Repairs, Repaired: rec.Repaired,
 	})
 }
@@ -50,6 +51,10 @@ type Record struct {
 	Provider      string
 	UpstreamModel string
 	Attempts      int
+	// Retries, Fallbacks and Hedges count the attempts that retried a
+	// target, moved on to the next after a failure, or ran beside a slow
+	// one. The usage of a hedge that lost is in Usage.
+	Retries, Fallbacks, Hedges int
 	// Usage is the call's usage as the upstream reported it. A stream that
 	// ended before the upstream reported its output count has it estimated
 	// from the content sent (four bytes a token), and Estimated set.
@@ -93,12 +98,32 @@ func WithRecordFunc(ctx context.Context, f func(Record)) context.Context {
 // attempts follows the upstream calls of one call, as the router reports
 // them.
 type attempts struct {
-	n               int
-	provider, model string
+	n, retries, fallbacks, hedges int
+	provider, model               string
+	lost                          sluice.Usage // of hedges that lost
+	failed                        bool         // the last attempt failed
 }
 
 func (a *attempts) add(at router.Attempt) {
+	if at.Skipped {
+		// An open breaker or a full bulkhead: the target was not called,
+		// and the next one is a fallback.
+		a.failed = true
+		return
+	}
 	a.n++
+	switch {
+	case at.Retry:
+		a.retries++
+	case at.Hedge:
+		a.hedges++
+	case a.failed:
+		a.fallbacks++
+	}
+	a.failed = at.Err != nil && !at.Lost
+	if at.Lost {
+		a.lost = a.lost.Add(at.Usage)
+	}
 	if at.Err == nil {
 		a.provider, a.model = at.Provider, at.Model
 	}
@@ -130,6 +155,9 @@ func withContract(ctx context.Context, name string) context.Context {
 func (p *Pipeline) record(ctx context.Context, rec Record) {
 	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
 		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
+		rec.Retries, rec.Fallbacks, rec.Hedges = a.retries, a.fallbacks, a.hedges
+		// A hedge that lost was still an upstream call: its usage counts.
+		rec.Usage = rec.Usage.Add(a.lost)
 	}
 	if rec.Duration == 0 && !rec.Start.IsZero() {
 		rec.Duration = time.Since(rec.Start)

@@ -22,8 +22,13 @@ type Call struct {
 
 	InputTokens, OutputTokens int
 	// Attempts counts upstream calls (fallbacks, repairs and failovers
-	// included); Failovers the mid-stream takeovers.
-	Attempts, Failovers int
+	// included); Failovers the mid-stream takeovers; Retries, Fallbacks
+	// and Hedges the attempts that retried a target, moved on to another,
+	// or ran beside a slow one.
+	Attempts, Failovers        int
+	Retries, Fallbacks, Hedges int
+	// TTFT is a stream's time to its first content; zero if none.
+	TTFT time.Duration
 	// Structured answers: answers that were not JSON, answers that broke
 	// their schema, repair requests, and whether a repair succeeded.
 	ParseFailures, SchemaFailures, Repairs int
@@ -40,6 +45,10 @@ type Metrics struct {
 	failovers  *prometheus.CounterVec
 	structured *prometheus.CounterVec
 	repairs    *prometheus.CounterVec
+	kinds      *prometheus.CounterVec
+	ttft       *prometheus.HistogramVec
+	breaker    *prometheus.GaugeVec
+	changes    *prometheus.CounterVec
 }
 
 // Buckets are the latency buckets, in seconds: LLM calls run from tens of
@@ -70,8 +79,21 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_structured_repairs_total", Help: "Repair requests made (attempted) and calls a repair made valid (succeeded).",
 		}, []string{"route", "provider", "outcome"}),
+		kinds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_upstream_attempt_kinds_total", Help: "Upstream attempts that retried a target (retry), moved on to the next (fallback) or hedged a slow one (hedge).",
+		}, []string{"route", "kind"}),
+		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sluice_time_to_first_token_seconds", Help: "Time from a stream's start to its first content.", Buckets: Buckets,
+		}, []string{"route"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_breaker_state", Help: "Circuit breaker state of a target: 0 closed, 1 open, 2 half-open.",
+		}, []string{"provider", "upstream_model"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_breaker_transitions_total", Help: "Circuit breaker state changes, by the state entered.",
+		}, []string{"provider", "upstream_model", "to"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.attempts, m.failovers, m.structured, m.repairs} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.attempts, m.failovers, m.structured, m.repairs,
+		m.kinds, m.ttft, m.breaker, m.changes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -96,6 +118,18 @@ func (m *Metrics) Observe(c Call) {
 	if c.Failovers > 0 {
 		m.failovers.WithLabelValues(c.Route).Add(float64(c.Failovers))
 	}
+	if c.Retries > 0 {
+		m.kinds.WithLabelValues(c.Route, "retry").Add(float64(c.Retries))
+	}
+	if c.Fallbacks > 0 {
+		m.kinds.WithLabelValues(c.Route, "fallback").Add(float64(c.Fallbacks))
+	}
+	if c.Hedges > 0 {
+		m.kinds.WithLabelValues(c.Route, "hedge").Add(float64(c.Hedges))
+	}
+	if c.TTFT > 0 {
+		m.ttft.WithLabelValues(c.Route).Observe(c.TTFT.Seconds())
+	}
 	if c.ParseFailures > 0 {
 		m.structured.WithLabelValues(c.Route, c.Provider, "parse").Add(float64(c.ParseFailures))
 	}
@@ -108,4 +142,18 @@ func (m *Metrics) Observe(c Call) {
 	if c.Repaired {
 		m.repairs.WithLabelValues(c.Route, c.Provider, "succeeded").Inc()
 	}
+}
+
+// BreakerChanged records that the circuit breaker of a target entered
+// state to ("closed", "open" or "half-open").
+func (m *Metrics) BreakerChanged(provider, model, to string) {
+	v := 0.0
+	switch to {
+	case "open":
+		v = 1
+	case "half-open":
+		v = 2
+	}
+	m.breaker.WithLabelValues(provider, model).Set(v)
+	m.changes.WithLabelValues(provider, model, to).Inc()
 }
