@@ -93,8 +93,10 @@ type Config struct {
 	Tiers []Tier `yaml:"tiers"`
 	// IPLimits limit requests per client address.
 	IPLimits IPLimits `yaml:"ip_limits"`
-	// Auth configures API keys and the admin key.
-	Auth Auth `yaml:"auth"`
+	// Auth, when present, requires API keys (unless it sets allow_open)
+	// and configures the admin key. Absent, any key is accepted, on a
+	// loopback address only.
+	Auth *Auth `yaml:"auth"`
 	// Pricing overrides and extends the built-in price table, by upstream
 	// model name.
 	Pricing map[string]Price `yaml:"pricing"`

@@ -93,6 +93,8 @@ type Limits struct {
 	MaxBodyBytes     int64   `yaml:"max_body_bytes"`
 	RPM              int64   `yaml:"rpm"`
 	TPM              int64   `yaml:"tpm"`
+	UserRPM          int64   `yaml:"user_rpm"`
+	UserTPM          int64   `yaml:"user_tpm"`
 	MaxStreams       int     `yaml:"max_streams"`
 	DailyBudgetUSD   float64 `yaml:"daily_budget_usd"`
 	MonthlyBudgetUSD float64 `yaml:"monthly_budget_usd"`
@@ -130,6 +132,10 @@ type Auth struct {
 	// to this instance's own counters).
 	LimiterFailure string `yaml:"limiter_failure"`
 }
+
+// KeysRequired reports whether requests must carry an API key: when the
+// auth section is present and does not allow_open.
+func (c *Config) KeysRequired() bool { return c.Auth != nil && !c.Auth.AllowOpen }
 
 // Price is a model's list price in US dollars per million tokens.
 type Price struct {
@@ -181,15 +187,17 @@ func (c *Config) validatePolicies(v *validator) {
 		}
 		checkLimits(v, t.Limits, at)
 	}
-	if dt := c.Auth.DefaultTier; dt != "" {
-		if _, ok := tiers[dt]; !ok {
-			v.add(fmt.Sprintf("unknown tier %q", dt), "auth", "default_tier")
+	if c.Auth != nil {
+		if dt := c.Auth.DefaultTier; dt != "" {
+			if _, ok := tiers[dt]; !ok {
+				v.add(fmt.Sprintf("unknown tier %q", dt), "auth", "default_tier")
+			}
 		}
-	}
-	switch c.Auth.LimiterFailure {
-	case "", "closed", "local":
-	default:
-		v.add(fmt.Sprintf("unknown limiter_failure %q (want closed or local)", c.Auth.LimiterFailure), "auth", "limiter_failure")
+		switch c.Auth.LimiterFailure {
+		case "", "closed", "local":
+		default:
+			v.add(fmt.Sprintf("unknown limiter_failure %q (want closed or local)", c.Auth.LimiterFailure), "auth", "limiter_failure")
+		}
 	}
 	if c.IPLimits.RPM < 0 {
 		v.add("must not be negative", "ip_limits", "rpm")
@@ -273,7 +281,7 @@ func checkLimits(v *validator, l Limits, at []any) {
 	}{
 		{"max_prompt_tokens", l.MaxPromptTokens < 0}, {"max_output_tokens", l.MaxOutputTokens < 0},
 		{"max_messages", l.MaxMessages < 0}, {"max_body_bytes", l.MaxBodyBytes < 0},
-		{"rpm", l.RPM < 0}, {"tpm", l.TPM < 0}, {"max_streams", l.MaxStreams < 0},
+		{"rpm", l.RPM < 0}, {"tpm", l.TPM < 0}, {"user_rpm", l.UserRPM < 0}, {"user_tpm", l.UserTPM < 0}, {"max_streams", l.MaxStreams < 0},
 		{"daily_budget_usd", l.DailyBudgetUSD < 0}, {"monthly_budget_usd", l.MonthlyBudgetUSD < 0},
 	} {
 		if f.neg {

@@ -41,11 +41,14 @@ func (g *Gateway) handleContract() http.Handler {
 		ctx, stop := g.callContext(r)
 		defer stop()
 		ctx = pipeline.WithCaller(ctx, requestID(r.Context()), callerOf(r, sluice.Caller{}))
+		info := &pipeline.CallInfo{}
+		ctx = pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info)
 		if call.Stream {
 			g.streamContract(ctx, w, r, call.Input)
 			return
 		}
 		out, err := g.p.Contract(ctx, r.PathValue("name"), call.Input)
+		setCallHeaders(w.Header(), info)
 		if err != nil {
 			writeErrorFor(w, r, g.clientError(r, err))
 			return

@@ -46,6 +46,9 @@ type Options struct {
 	// once attached readers had time to read the end. With both negative,
 	// streams are not logged and have no id.
 	ResumeRetention time.Duration
+	// AdminKey protects the admin API (/admin/keys, /admin/usage); empty:
+	// there is none.
+	AdminKey string
 	// IdempotencyTTL is how long the answer to a request with an
 	// Idempotency-Key is kept for repeats; 0 means 24 hours.
 	IdempotencyTTL time.Duration

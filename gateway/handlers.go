@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/anthropic"
 	"github.com/sluice-gw/sluice/openai"
+	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/sse"
 )
 
@@ -104,10 +105,13 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		id := d.idPrefix + requestID(r.Context())
 		created := g.opts.Now().Unix()
 
+		info := &pipeline.CallInfo{}
 		if !req.Stream {
 			ctx, stop := g.callContext(r)
 			defer stop()
+			ctx = pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info)
 			resp, err := g.p.Complete(ctx, req)
+			setCallHeaders(w.Header(), info)
 			if err != nil {
 				d.writeError(w, g.clientError(r, err))
 				return
@@ -197,7 +201,8 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			wt.extend(time.Now())
 			enc.Error(e)
 		}
-		s, err := g.p.Stream(ctx, req)
+		s, err := g.p.Stream(pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info), req)
+		gate.setHeaders(func(h http.Header) { setCallHeaders(h, info) })
 		if err != nil {
 			if r.Context().Err() != nil && (rs == nil || !rs.created.Load()) {
 				return // the client left; there is no one to tell
@@ -292,6 +297,16 @@ func (c *commitGate) start(wt *writeTimer) bool {
 		wt.sw.Store(c.sw)
 	}
 	return c.streaming
+}
+
+// setHeaders runs set on the answer's headers unless the answer has
+// started (a heartbeat may have started it).
+func (c *commitGate) setHeaders(set func(http.Header)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.decided {
+		set(c.w.Header())
+	}
 }
 
 // fail runs write (a plain error answer) unless the stream has started, and
@@ -478,13 +493,13 @@ func fillCaller(r *http.Request, req *sluice.Request) {
 	req.Caller = callerOf(r, req.Caller)
 }
 
-// callerOf returns c completed with what the connection says of the
-// caller.
+// callerOf returns c completed with what the connection and the API key
+// say of the caller.
 func callerOf(r *http.Request, c sluice.Caller) sluice.Caller {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		c.IP = host
 	}
-	return c
+	return authCaller(r, c)
 }
 
 // handleModels lists the public model names, in the Anthropic shape for

@@ -176,7 +176,7 @@ func (l *Limits) Reserve(ctx context.Context, who Identity, t Tier, ip Rate, pro
 	tokens := int64(max(promptTokens, 0) + max(maxOutput, 0))
 	add := func(prefix string, r Rate) {
 		if r.RPM > 0 {
-			checks = append(checks, check{key: prefix + ":rpm", limit: perMinute(r.RPM), n: 1})
+			checks = append(checks, check{key: prefix + ":rpm", limit: requestsPerMinute(r.RPM), n: 1})
 		}
 		if r.TPM > 0 {
 			checks = append(checks, check{key: prefix + ":tpm", limit: perMinute(r.TPM), n: min(tokens, r.TPM), tokens: true})
@@ -213,8 +213,18 @@ func (l *Limits) Reserve(ctx context.Context, who Identity, t Tier, ip Rate, pro
 	return l.take(ctx, l.local, checks)
 }
 
+// perMinute is a limit of n tokens a minute, a whole minute's worth of
+// which may be taken at once.
 func perMinute(n int64) store.Limit {
 	return store.Limit{Rate: n, Period: time.Minute, Burst: n}
+}
+
+// requestsPerMinute is a limit of n requests a minute. Bursts are a tenth
+// of the minute's requests (at least one): a key hammering its limit gets
+// about n in any minute, not the 2n a full minute's burst plus the
+// minute's refill would let through.
+func requestsPerMinute(n int64) store.Limit {
+	return store.Limit{Rate: n, Period: time.Minute, Burst: max(1, n/10)}
 }
 
 // take runs checks on limiter in order. On a refusal or an error it gives

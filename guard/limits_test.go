@@ -104,27 +104,27 @@ func TestReserveRequests(t *testing.T) {
 		ctx := context.Background()
 		l := NewLimits(nil, LimitsOptions{})
 		who := Identity{KeyID: "k1", User: "u1", Tenant: "acme", IP: "10.0.0.1"}
-		tier := Tier{RPM: 3}
+		tier := Tier{RPM: 30} // bursts of 3
 		for i := range 3 {
 			r, h, err := l.Reserve(ctx, who, tier, Rate{}, 10, 10)
 			if err != nil {
 				t.Fatal(err)
 			}
 			r.Settle(ctx, 20)
-			if h.LimitRequests != 3 || h.RemainingRequests != int64(2-i) || h.LimitTokens != 0 {
+			if h.LimitRequests != 30 || h.RemainingRequests != int64(2-i) || h.LimitTokens != 0 {
 				t.Errorf("request %d: headers %+v", i, h)
 			}
 		}
 		_, h, err := l.Reserve(ctx, who, tier, Rate{}, 10, 10)
 		e := rateErr(t, err)
-		if e.RetryAfter != 20*time.Second || h.RemainingRequests != 0 || h.LimitRequests != 3 {
+		if e.RetryAfter != 2*time.Second || h.RemainingRequests != 0 || h.LimitRequests != 30 {
 			t.Errorf("refusal: retry %v, headers %+v", e.RetryAfter, h)
 		}
 		// Another key of the same tier is not limited by k1.
 		if _, _, err := l.Reserve(ctx, Identity{KeyID: "k2"}, tier, Rate{}, 10, 10); err != nil {
 			t.Errorf("k2: %v", err)
 		}
-		time.Sleep(20 * time.Second)
+		time.Sleep(2 * time.Second)
 		if _, _, err := l.Reserve(ctx, who, tier, Rate{}, 10, 10); err != nil {
 			t.Errorf("after the wait: %v", err)
 		}
@@ -211,8 +211,10 @@ func TestReserveGivesBack(t *testing.T) {
 			t.Errorf("headers %+v", h)
 		}
 		_, h, _ = l.Reserve(ctx, Identity{KeyID: "k"}, tier, Rate{}, 0, 0)
-		if h.RemainingRequests != 97 || h.RemainingTokens != 99600 {
-			t.Errorf("the key has %d requests and %d tokens left, want 97 and 99600", h.RemainingRequests, h.RemainingTokens)
+		// Bursts of requests are a tenth of the minute's: 10, of which
+		// three are used.
+		if h.RemainingRequests != 7 || h.RemainingTokens != 99600 {
+			t.Errorf("the key has %d requests and %d tokens left, want 7 and 99600", h.RemainingRequests, h.RemainingTokens)
 		}
 		// Users are per tenant; the same user name in another tenant is
 		// someone else.
@@ -370,39 +372,40 @@ func TestStreams(t *testing.T) {
 // TestConcurrentLimits: many goroutines against one key admit exactly
 // the limit, and streams never exceed theirs.
 func TestConcurrentLimits(t *testing.T) {
-	ctx := context.Background()
-	l := NewLimits(nil, LimitsOptions{})
-	tier := Tier{RPM: 100, TPM: 1_000_000, MaxStreams: 3}
-	var s Streams
-	var admitted, open, peak atomic.Int64
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for range 20 {
-				r, _, err := l.Reserve(ctx, Identity{KeyID: "k", User: "u", Tenant: "t"}, tier, Rate{}, 10, 10)
-				if err == nil {
-					admitted.Add(1)
-					r.Settle(ctx, 15)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := NewLimits(nil, LimitsOptions{})
+		tier := Tier{RPM: 1000, TPM: 1_000_000, MaxStreams: 3} // bursts of 100 requests
+		var s Streams
+		var admitted, open, peak atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for range 20 {
+					r, _, err := l.Reserve(ctx, Identity{KeyID: "k", User: "u", Tenant: "t"}, tier, Rate{}, 10, 10)
+					if err == nil {
+						admitted.Add(1)
+						r.Settle(ctx, 15)
+					}
+					release, err := s.Acquire("k", tier.MaxStreams)
+					if err != nil {
+						continue
+					}
+					if n := open.Add(1); n > peak.Load() {
+						peak.Store(n)
+					}
+					open.Add(-1)
+					release()
 				}
-				release, err := s.Acquire("k", tier.MaxStreams)
-				if err != nil {
-					continue
-				}
-				if n := open.Add(1); n > peak.Load() {
-					peak.Store(n)
-				}
-				open.Add(-1)
-				release()
-			}
-		})
-	}
-	wg.Wait()
-	// 320 attempts in well under the time one unit takes to come back
-	// (0.6s): the burst of 100, give or take the refills of a slow run.
-	if n := admitted.Load(); n < 100 || n > 110 {
-		t.Errorf("admitted %d, want about 100", n)
-	}
-	if peak.Load() > 3 {
-		t.Errorf("%d streams open at once, limit 3", peak.Load())
-	}
+			})
+		}
+		wg.Wait()
+		// 320 attempts at one instant of the fake clock: the burst of 100.
+		if n := admitted.Load(); n != 100 {
+			t.Errorf("admitted %d, want about 100", n)
+		}
+		if peak.Load() > 3 {
+			t.Errorf("%d streams open at once, limit 3", peak.Load())
+		}
+	})
 }

@@ -86,6 +86,13 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 	}
 	ctx = track(withContract(ctx, name))
 	rec := newRecord(ctx, req, time.Now())
+	rec.structured = true
+	req, rec.adm, err = p.admit(ctx, req)
+	if err != nil {
+		rec.Err = err
+		p.record(ctx, rec)
+		return nil, err
+	}
 	resp, err := p.completeChecked(ctx, req, c.schema, repairs, &rec)
 	rec.Err = err
 	p.record(ctx, rec)

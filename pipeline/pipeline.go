@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-gw/sluice/anthropic"
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/contract"
+	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/openai"
 	"github.com/sluice-gw/sluice/router"
 	"github.com/sluice-gw/sluice/sim"
@@ -39,6 +40,14 @@ type Options struct {
 	// Idempotency keeps Idempotency-Key records; nil: Redis when
 	// state.redis is set, else memory.
 	Idempotency store.Idempotency
+	// Limiter keeps the rate limits; nil: Redis when state.redis is set,
+	// else this process's memory.
+	Limiter store.Limiter
+	// Ledger and Keys keep the usage ledger and the API keys; nil:
+	// PostgreSQL when state.postgres is set, else SQLite when state.sqlite
+	// names a file, else memory.
+	Ledger store.Ledger
+	Keys   store.Keys
 	// OnRecord receives the Record of every call, once, when it ends, on
 	// the goroutine that ends it; its context is the call's, without its
 	// cancellation. nil: records are only logged.
@@ -55,14 +64,23 @@ type Pipeline struct {
 	logger    *slog.Logger
 	streams   store.StreamLog
 	idem      store.Idempotency
-	closers   []func() error
-	onRecord  func(context.Context, Record)
-	metrics   *telemetry.Metrics
-	schemas   *contract.Compiler
-	repairs   map[string]int  // repair attempts of the routes that set them
-	rawOutput map[string]bool // routes whose schema_violation errors carry the raw answer
-	contracts map[string]*namedContract
-	names     []string // of the contracts, in config order
+	limiter   store.Limiter // nil: local limits only
+	// ledgerStore keeps the usage ledger, written through ledger off the
+	// request path; keys the API keys, read through auth.
+	ledgerStore store.Ledger
+	ledger      *store.LedgerWriter
+	keys        store.Keys
+	auth        *guard.Authenticator
+	keysNeeded  bool
+	guards      *guards
+	closers     []func() error
+	onRecord    func(context.Context, Record)
+	metrics     *telemetry.Metrics
+	schemas     *contract.Compiler
+	repairs     map[string]int  // repair attempts of the routes that set them
+	rawOutput   map[string]bool // routes whose schema_violation errors carry the raw answer
+	contracts   map[string]*namedContract
+	names       []string // of the contracts, in config order
 }
 
 // New builds a Pipeline from cfg, which must be valid (config.Parse, Load and
@@ -86,6 +104,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if err := p.openState(ctx, cfg, opts); err != nil {
 		return nil, err
 	}
+	p.auth = guard.NewAuthenticator(p.keys, guard.AuthOptions{})
+	p.keysNeeded = cfg.KeysRequired()
+	p.guards = p.newGuards(cfg)
 	type instance struct {
 		name    string
 		connect config.Duration
@@ -175,10 +196,41 @@ func (p *Pipeline) StreamLog() store.StreamLog { return p.streams }
 // Idempotency returns the store of Idempotency-Key records.
 func (p *Pipeline) Idempotency() store.Idempotency { return p.idem }
 
+// Auth returns the API keys' authenticator, which also creates, lists,
+// disables and rotates them.
+func (p *Pipeline) Auth() *guard.Authenticator { return p.auth }
+
+// Keys returns the store of API keys.
+func (p *Pipeline) Keys() store.Keys { return p.keys }
+
+// HasTier reports whether tier name is configured.
+func (p *Pipeline) HasTier(name string) bool {
+	_, ok := p.guards.tiers[name]
+	return ok
+}
+
+// KeysRequired reports whether calls must carry an API key (the config's
+// auth section).
+func (p *Pipeline) KeysRequired() bool { return p.keysNeeded }
+
+// Ledger returns the usage ledger. Rows reach it in batches, off the
+// request path; FlushLedger writes the rows still waiting.
+func (p *Pipeline) Ledger() store.Ledger { return p.ledgerStore }
+
+// FlushLedger writes the ledger rows still waiting.
+func (p *Pipeline) FlushLedger(ctx context.Context) error { return p.ledger.Flush(ctx) }
+
 // Close releases the stores the pipeline connected to. Calls still running
 // may fail.
 func (p *Pipeline) Close() error {
 	var errs []error
+	if p.ledger != nil {
+		// The ledger's last rows go out before its store closes.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, p.ledger.Close(ctx))
+		cancel()
+		p.ledger = nil
+	}
 	for _, c := range p.closers {
 		errs = append(errs, c())
 	}
@@ -249,11 +301,15 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	rec := newRecord(ctx, req, time.Now())
 	rec.Stream = false
 	schema, err := p.outputSchema(req)
+	if err == nil {
+		req, rec.adm, err = p.admit(ctx, req)
+	}
 	if err != nil {
 		rec.Err = err
 		p.record(ctx, rec)
 		return nil, err
 	}
+	rec.structured = schema != nil
 	if schema != nil {
 		resp, err := p.completeChecked(ctx, req, schema, p.repairAttempts(req.Model), &rec)
 		rec.Err = err
@@ -291,17 +347,22 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	rec := newRecord(ctx, req, time.Now())
 	rec.Stream = true
 	schema, err := p.outputSchema(req)
+	if err == nil {
+		req, rec.adm, err = p.admit(ctx, req)
+	}
 	if err != nil {
 		rec.Err = err
 		p.record(ctx, rec)
 		return nil, err
 	}
+	rec.structured = schema != nil
 	s, err := p.router.Stream(ctx, req)
 	if err != nil {
 		rec.Err = err
 		p.record(ctx, rec)
 		return nil, err
 	}
+	noteAttempts(ctx)
 	// The stream reports the public model name in EventStart, as Complete
 	// does in its Response, and its Record when released.
 	return p.meter(ctx, s, rec, schema), nil

@@ -65,6 +65,7 @@ func newPipeline(t testing.TB, yaml string) *pipeline.Pipeline {
 	if err != nil {
 		t.Fatalf("pipeline.New: %v", err)
 	}
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

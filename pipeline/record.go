@@ -82,8 +82,14 @@ type Record struct {
 	// code's.
 	Status int
 
-	whole   bool // a checked stream's answer came whole (then broke its schema)
-	started bool // a stream that was handed to its caller
+	// Cost is the call's cost in US dollars, from the price table and the
+	// usage (hedges that lost included).
+	Cost float64
+
+	whole      bool       // a checked stream's answer came whole (then broke its schema)
+	structured bool       // the answer had a schema to meet
+	adm        *admission // what admission took, settled when the call ends
+	started    bool       // a stream that was handed to its caller
 }
 
 type recordKey struct{}
@@ -153,12 +159,23 @@ func withContract(ctx context.Context, name string) context.Context {
 
 // record reports rec, completed with the attempts the call's context saw.
 func (p *Pipeline) record(ctx context.Context, rec Record) {
+	if !rec.started {
+		noteAttempts(ctx)
+	}
 	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
 		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
 		rec.Retries, rec.Fallbacks, rec.Hedges = a.retries, a.fallbacks, a.hedges
 		// A hedge that lost was still an upstream call: its usage counts.
 		rec.Usage = rec.Usage.Add(a.lost)
 	}
+	if g := p.guards; g != nil {
+		model := rec.UpstreamModel
+		if model == "" {
+			model = g.primary[rec.Model]
+		}
+		rec.Cost = g.pricing.Cost(model, rec.Usage)
+	}
+	rec.adm.settle(ctx, rec)
 	if rec.Duration == 0 && !rec.Start.IsZero() {
 		rec.Duration = time.Since(rec.Start)
 	}
@@ -170,6 +187,9 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 	}
 	if p.metrics != nil {
 		p.observe(rec)
+	}
+	if p.ledger != nil {
+		p.ledger.Add(ledgerRow(rec))
 	}
 	if f, ok := ctx.Value(recordKey{}).(func(Record)); ok {
 		f(rec)

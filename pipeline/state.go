@@ -5,8 +5,11 @@ import (
 	"fmt"
 
 	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/store"
 	"github.com/sluice-gw/sluice/store/memory"
+	"github.com/sluice-gw/sluice/store/postgres"
 	"github.com/sluice-gw/sluice/store/redis"
+	"github.com/sluice-gw/sluice/store/sqlite"
 )
 
 // openState opens the stores cfg.State names, or takes the ones opts
@@ -39,6 +42,55 @@ func (p *Pipeline) openState(ctx context.Context, cfg *config.Config, opts Optio
 			p.streams = memory.NewStreamLog(memory.StreamLogOptions{MaxBytes: cfg.Streams.ResumeMaxBytes})
 		}
 	}
+
+	p.limiter = opts.Limiter
+	if p.limiter == nil {
+		db, err := shared()
+		if err != nil {
+			return err
+		}
+		if db != nil {
+			p.limiter = redis.NewLimiter(db, "")
+		}
+	}
+
+	p.ledgerStore, p.keys = opts.Ledger, opts.Keys
+	if p.ledgerStore == nil || p.keys == nil {
+		var l store.Ledger
+		var k store.Keys
+		switch path := cfg.State.SQLite; {
+		case cfg.State.Postgres != "":
+			db, err := postgres.Open(ctx, cfg.State.Postgres.Value())
+			if err != nil {
+				return fmt.Errorf("pipeline: state.postgres: %w", err)
+			}
+			p.closers = append(p.closers, db.Close)
+			l, k = db, db
+		case path != "" && path != "off":
+			db, err := sqlite.Open(ctx, path)
+			if err != nil {
+				return fmt.Errorf("pipeline: state.sqlite: %w", err)
+			}
+			p.closers = append(p.closers, db.Close)
+			l, k = db, db
+		default:
+			l, k = memory.NewLedger(memory.LedgerOptions{}), memory.NewKeys()
+		}
+		if p.ledgerStore == nil {
+			p.ledgerStore = l
+		}
+		if p.keys == nil {
+			p.keys = k
+		}
+	}
+	p.ledger = store.NewLedgerWriter(p.ledgerStore, store.LedgerWriterOptions{
+		OnError: func(err error, rows int) {
+			p.logger.Error("usage ledger write failed; rows kept for a retry", "error", err, "rows", rows)
+		},
+		OnDrop: func(rows int) {
+			p.logger.Error("usage ledger rows dropped: the ledger did not take them in time", "rows", rows)
+		},
+	})
 
 	p.idem = opts.Idempotency
 	if p.idem == nil {

@@ -52,7 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCommand(getenv, stdout, stderr), simCommand(getenv, stdout, stderr))
+	root.AddCommand(serveCommand(getenv, stdout, stderr), simCommand(getenv, stdout, stderr),
+		keysCommand(getenv, stdout), usageCommand(getenv, stdout))
 	return root.ExecuteContext(ctx)
 }
 
@@ -137,6 +138,10 @@ Precedence: flags, then environment (SLUICE_*), then the config file.`,
 // refused, in-flight calls get the drain time to finish, and the rest are
 // ended with an error event in their dialect.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+	if err := checkOpen(cfg); err != nil {
+		return err
+	}
+	defaultState(cfg)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := telemetry.New(reg)
@@ -155,6 +160,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		ResumeGrace:        cfg.Streams.ResumeGrace.D(),
 		ResumeRetention:    cfg.Streams.ResumeRetention.D(),
 		IdempotencyTTL:     cfg.State.IdempotencyTTL.D(),
+		AdminKey:           adminKey(cfg),
 		Metrics:            promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -165,6 +171,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	fmt.Fprintf(stdout, "sluice listening on http://%s\n", addr)
 	if cfg.Simulated {
 		fmt.Fprintf(stdout, "no OPENAI_API_KEY or ANTHROPIC_API_KEY set: serving the built-in simulator\n")
+	}
+	if !cfg.KeysRequired() {
+		fmt.Fprintf(stdout, "no auth section: any API key is accepted (add auth to the config to require keys)\n")
 	}
 	fmt.Fprintf(stdout, "models: %s\n", strings.Join(p.Models(), ", "))
 	if models := p.Models(); len(models) > 0 {

@@ -23,6 +23,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer p.Close()
 	model := p.Models()[0]
 	req := &sluice.Request{
 		Model:    model,

@@ -1,0 +1,231 @@
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/guard"
+	"github.com/sluice-gw/sluice/store"
+)
+
+// guards is the admission path: tiers and route limits, rate limits,
+// budgets and concurrent streams, and the prices that make cost.
+type guards struct {
+	tiers       map[string]guard.Tier
+	defaultTier string
+	routes      map[string]guard.Tier // the limits model routes tighten
+	primary     map[string]string     // route → its primary target's upstream model
+	ip          guard.Rate
+	limits      *guard.Limits
+	budgets     *guard.Budgets
+	pricing     *guard.Pricing
+	streams     guard.Streams
+}
+
+func tierOf(name string, models []string, l config.Limits) guard.Tier {
+	return guard.Tier{
+		Name: name, Models: models,
+		MaxPromptTokens: l.MaxPromptTokens, MaxOutputTokens: l.MaxOutputTokens,
+		MaxOutputPolicy: guard.OutputPolicy(l.MaxOutputPolicy), MaxMessages: l.MaxMessages, MaxBodyBytes: l.MaxBodyBytes,
+		RPM: l.RPM, TPM: l.TPM, UserRPM: l.UserRPM, UserTPM: l.UserTPM, MaxStreams: l.MaxStreams,
+		DailyBudgetUSD: l.DailyBudgetUSD, MonthlyBudgetUSD: l.MonthlyBudgetUSD,
+	}
+}
+
+// newGuards builds the admission path from cfg over the pipeline's stores.
+func (p *Pipeline) newGuards(cfg *config.Config) *guards {
+	g := &guards{tiers: map[string]guard.Tier{}, routes: map[string]guard.Tier{}, primary: map[string]string{},
+		ip: guard.Rate{RPM: cfg.IPLimits.RPM}}
+	for _, t := range cfg.Tiers {
+		g.tiers[t.Name] = tierOf(t.Name, t.Models, t.Limits)
+	}
+	failure := guard.LimiterClosed
+	if cfg.Auth != nil {
+		g.defaultTier = cfg.Auth.DefaultTier
+		if cfg.Auth.LimiterFailure == "local" {
+			failure = guard.LimiterLocal
+		}
+	}
+	for _, m := range cfg.Models {
+		var rt guard.Tier
+		if m.Limits != nil {
+			rt = tierOf("", nil, *m.Limits)
+		}
+		if m.Tools != nil {
+			rt.Tools = m.Tools
+			rt.ToolPolicy = guard.ToolPolicy(m.ToolPolicy)
+		}
+		g.routes[m.Name] = rt
+		g.primary[m.Name] = m.Targets[0].Model
+	}
+	prices := map[string]guard.Price{}
+	for name, pr := range cfg.Pricing {
+		prices[name] = guard.Price{Input: pr.Input, Output: pr.Output, CachedInput: pr.CachedInput}
+	}
+	g.pricing = guard.NewPricing(prices)
+	g.limits = guard.NewLimits(p.limiter, guard.LimitsOptions{OnFailure: failure, Report: func(err error) {
+		p.logger.Warn("rate limit store failed", "error", err, "fallback", string(failure))
+	}})
+	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Report: func(err error) {
+		p.logger.Warn("budget ledger unreadable", "error", err)
+	}})
+	return g
+}
+
+// tier returns the tier a call is held to: its caller's, else the default
+// tier, tightened by its route's limits.
+func (g *guards) tier(req *sluice.Request) guard.Tier {
+	name := req.Caller.Tier
+	if name == "" {
+		name = g.defaultTier
+	}
+	t := g.tiers[name]
+	if rt, ok := g.routes[req.Model]; ok {
+		t = t.Tighten(rt)
+	}
+	return t
+}
+
+type bodyKey struct{}
+
+// WithBodySize returns a context whose calls know the size of the request
+// body they came in, for the tiers' max_body_bytes.
+func WithBodySize(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, bodyKey{}, n)
+}
+
+// An admission is what a call took at admission, to give back or settle
+// when it ends.
+type admission struct {
+	res     *guard.Reservation
+	release func(actual float64)
+	stream  func()
+	Headers guard.Headers
+}
+
+// admit holds req to its caller's tier before any upstream call: tokens,
+// messages, body size, models and tools, then rate limits and budgets. It
+// may lower req's max output tokens or drop tools, as the tier says. The
+// returned admission must be settled (settle) when the call ends.
+func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Request, *admission, error) {
+	g := p.guards
+	t := g.tier(req)
+	body, _ := ctx.Value(bodyKey{}).(int)
+	upstream := g.primary[req.Model]
+	adm, err := guard.Admit(req, upstream, t, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp := *req // the caller's request stays as it was
+	req = &cp
+	adm.Apply(req)
+	a := &admission{}
+	who := guard.Identity{KeyID: req.Caller.Key, User: req.Caller.User, Tenant: req.Caller.Tenant, IP: req.Caller.IP}
+	res, hdrs, err := g.limits.Reserve(ctx, who, t, g.ip, adm.PromptTokens, adm.OutputReserve())
+	a.Headers = hdrs
+	if info, ok := ctx.Value(infoKey{}).(*CallInfo); ok {
+		info.RateLimits = hdrs
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	a.res = res
+	if t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0 {
+		cost := g.pricing.Estimate(upstream, adm.PromptTokens, adm.OutputReserve())
+		release, err := g.budgets.Reserve(ctx, req.Caller.Key, req.Caller.Tenant, cost, t)
+		if err != nil {
+			res.Settle(context.WithoutCancel(ctx), 0)
+			return nil, nil, err
+		}
+		a.release = release
+	}
+	if req.Stream && t.MaxStreams > 0 && req.Caller.Key != "" {
+		release, err := g.streams.Acquire(req.Caller.Key, t.MaxStreams)
+		if err != nil {
+			res.Settle(context.WithoutCancel(ctx), 0)
+			if a.release != nil {
+				a.release(0)
+			}
+			return nil, nil, err
+		}
+		a.stream = release
+	}
+	return req, a, nil
+}
+
+// settle gives back what the call took beyond what it used.
+func (a *admission) settle(ctx context.Context, rec Record) {
+	if a == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	a.res.Settle(ctx, rec.Usage.TotalTokens())
+	if a.release != nil {
+		a.release(rec.Cost)
+	}
+	if a.stream != nil {
+		a.stream()
+	}
+}
+
+type infoKey struct{}
+
+// CallInfo is what a caller may learn of its call as soon as its answer
+// starts, for the answer's headers.
+type CallInfo struct {
+	// RateLimits are the rate limits the call was held to (the
+	// x-ratelimit-* headers); set at admission.
+	RateLimits guard.Headers
+	// Attempts counts the upstream calls made before the answer (or the
+	// error) came: retries, fallbacks and hedges included.
+	Attempts int
+}
+
+// WithCallInfo returns a context whose Complete, Stream or contract call
+// fills *info: the rate limits at admission, the attempts when the answer
+// starts.
+func WithCallInfo(ctx context.Context, info *CallInfo) context.Context {
+	return context.WithValue(ctx, infoKey{}, info)
+}
+
+// noteAttempts copies the call's attempts so far into its CallInfo.
+func noteAttempts(ctx context.Context) {
+	info, ok := ctx.Value(infoKey{}).(*CallInfo)
+	if !ok {
+		return
+	}
+	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
+		info.Attempts = a.n
+	}
+}
+
+// ledgerRow returns the usage ledger's row of rec.
+func ledgerRow(rec Record) store.LedgerRow {
+	row := store.LedgerRow{
+		Time: rec.Start, RequestID: rec.ID, KeyID: rec.Caller.Key, Tenant: rec.Caller.Tenant, Tier: rec.Caller.Tier, User: rec.Caller.User,
+		Route: rec.Model, Contract: rec.Contract, Provider: rec.Provider, UpstreamModel: rec.UpstreamModel, Stream: rec.Stream,
+		InputTokens: int64(rec.Usage.InputTokens), OutputTokens: int64(rec.Usage.OutputTokens),
+		CachedTokens: int64(rec.Usage.CacheReadTokens), ReasoningTokens: int64(rec.Usage.ReasoningTokens),
+		Estimated: rec.Estimated, CostUSD: rec.Cost, Latency: rec.Duration, TTFT: rec.TTFT, Status: rec.Status,
+		Attempts: rec.Attempts, Failovers: rec.Failovers,
+		ParseFailures: rec.ParseFailures, SchemaFailures: rec.SchemaFailures, Repairs: rec.Repairs,
+	}
+	if row.Time.IsZero() {
+		row.Time = time.Now()
+	}
+	if rec.Err != nil {
+		row.ErrorCode = string(sluice.ErrorCode(rec.Err))
+	}
+	switch {
+	case rec.ParseFailures == 0 && rec.SchemaFailures == 0 && !rec.structured:
+	case sluice.ErrorCode(rec.Err) == sluice.CodeSchemaViolation:
+		row.Outcome = store.OutcomeViolation
+	case rec.Repaired:
+		row.Outcome = store.OutcomeRepaired
+	case rec.Err == nil:
+		row.Outcome = store.OutcomeValid
+	}
+	return row
+}
