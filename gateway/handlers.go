@@ -98,6 +98,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		}
 		req, so, err := d.decode(r.Header, body)
 		if err != nil {
+			g.p.Refused(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: callerOf(r, sluice.Caller{})}, err)
 			d.writeError(w, g.clientError(r, err))
 			return
 		}

@@ -368,6 +368,14 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	return p.meter(ctx, s, rec, schema), nil
 }
 
+// Refused records a call its caller refused before it reached the
+// pipeline (a request the gateway could not decode): a request served all
+// the same, for the ledger and the metrics. req carries what is known of
+// it (its id and caller, its model if any).
+func (p *Pipeline) Refused(ctx context.Context, req *sluice.Request, err error) {
+	p.refused(ctx, req, err)
+}
+
 // refused records a call refused before it started: it is a request
 // served all the same, with its error.
 func (p *Pipeline) refused(ctx context.Context, req *sluice.Request, err error) {
