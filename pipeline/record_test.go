@@ -7,6 +7,8 @@ import (
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/pipeline"
+	"github.com/sluice-gw/sluice/store"
+	"github.com/sluice-gw/sluice/store/memory"
 )
 
 // TestRecords checks that every call reports one Record when it ends, with
@@ -89,5 +91,60 @@ models:
 	}
 	if r := recs[4]; r.Err == nil || sluice.ErrorCode(r.Err) != sluice.StatusCode(503) || r.Status != 503 || r.Usage != (sluice.Usage{}) {
 		t.Errorf("failed stream record %+v", r)
+	}
+}
+
+// TestLedgerStructured checks that each ledger row carries the call's
+// structured-output outcome: parse and schema failures, repairs, and
+// whether the answer was valid, repaired or a violation.
+func TestLedgerStructured(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+providers:
+  - {name: good, type: sim}
+  - {name: prose-once, type: sim, fault: "prose,attempts=1"}
+  - {name: prose, type: sim, fault: prose}
+models:
+  - {name: good, targets: [{provider: good, model: m}]}
+  - {name: prose-once, targets: [{provider: prose-once, model: m}]}
+  - {name: prose, targets: [{provider: prose, model: m}]}
+`), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := memory.NewLedger(memory.LedgerOptions{})
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{Ledger: ledger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	for _, model := range []string{"good", "prose-once", "prose"} {
+		req := userRequest(model, "Name a city.")
+		req.ID = "req-" + model
+		req.Output = sluice.Output{Type: sluice.OutputJSONObject}
+		p.Complete(ctx, req)
+	}
+	plain := userRequest("good", "Hello.")
+	p.Complete(ctx, plain)
+	if err := p.FlushLedger(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := ledger.Rows()
+	if len(rows) != 4 {
+		t.Fatalf("%d rows, want 4", len(rows))
+	}
+	want := map[string]store.LedgerRow{
+		"req-good":       {Outcome: store.OutcomeValid, Attempts: 1, Status: 200},
+		"req-prose-once": {Outcome: store.OutcomeRepaired, ParseFailures: 1, Repairs: 1, Attempts: 2, Status: 200},
+		"req-prose":      {Outcome: store.OutcomeViolation, ParseFailures: 2, Repairs: 1, Attempts: 2, Status: 502, ErrorCode: "schema_violation"},
+		"":               {Attempts: 1, Status: 200},
+	}
+	for _, r := range rows {
+		w, ok := want[r.RequestID]
+		if !ok || r.Outcome != w.Outcome || r.ParseFailures != w.ParseFailures || r.SchemaFailures != w.SchemaFailures ||
+			r.Repairs != w.Repairs || r.Attempts != w.Attempts || r.Status != w.Status || r.ErrorCode != w.ErrorCode ||
+			r.Route == "" || r.Provider == "" || r.InputTokens == 0 {
+			t.Errorf("row %+v, want %+v", r, w)
+		}
 	}
 }
