@@ -40,7 +40,7 @@ func (g *Gateway) handleContract() http.Handler {
 		}
 		ctx, stop := g.callContext(r)
 		defer stop()
-		ctx = pipeline.WithCaller(ctx, requestID(r.Context()), callerOf(r, sluice.Caller{}))
+		ctx = pipeline.WithCaller(ctx, requestID(r.Context()), g.callerOf(r, sluice.Caller{}))
 		info := &pipeline.CallInfo{}
 		ctx = pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info)
 		if call.Stream {

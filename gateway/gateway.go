@@ -6,6 +6,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -46,6 +47,9 @@ type Options struct {
 	// once attached readers had time to read the end. With both negative,
 	// streams are not logged and have no id.
 	ResumeRetention time.Duration
+	// TrustedProxies are the addresses (netip prefixes) of proxies whose
+	// X-Forwarded-For names the client; from anyone else it is ignored.
+	TrustedProxies []netip.Prefix
 	// AdminKey protects the admin API (/admin/keys, /admin/usage); empty:
 	// there is none.
 	AdminKey string

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,11 +100,11 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		}
 		req, so, err := d.decode(r.Header, body)
 		if err != nil {
-			g.p.Refused(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: callerOf(r, sluice.Caller{})}, err)
+			g.p.Refused(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: g.callerOf(r, sluice.Caller{})}, err)
 			d.writeError(w, g.clientError(r, err))
 			return
 		}
-		fillCaller(r, req)
+		g.fillCaller(r, req)
 		id := d.idPrefix + requestID(r.Context())
 		created := g.opts.Now().Unix()
 
@@ -489,18 +491,58 @@ func (g *Gateway) logError(r *http.Request, msg string, e *sluice.Error) {
 }
 
 // fillCaller records who sent the request, and its id.
-func fillCaller(r *http.Request, req *sluice.Request) {
+func (g *Gateway) fillCaller(r *http.Request, req *sluice.Request) {
 	req.ID = requestID(r.Context())
-	req.Caller = callerOf(r, req.Caller)
+	req.Caller = g.callerOf(r, req.Caller)
 }
 
 // callerOf returns c completed with what the connection and the API key
 // say of the caller.
-func callerOf(r *http.Request, c sluice.Caller) sluice.Caller {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		c.IP = host
-	}
+func (g *Gateway) callerOf(r *http.Request, c sluice.Caller) sluice.Caller {
+	c.IP = clientIP(r, g.opts.TrustedProxies)
 	return authCaller(r, c)
+}
+
+// clientIP returns the address of the client behind r: the connection's
+// peer, or, when the peer is a trusted proxy, the last address in
+// X-Forwarded-For that is not one (each proxy appends the address it got
+// the request from, so addresses left of the first untrusted one are the
+// client's own claims).
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	isTrusted := func(s string) bool {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return false
+		}
+		a = a.Unmap()
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(trusted) == 0 || !isTrusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		h := strings.TrimSpace(hops[i])
+		if h == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(h); err != nil {
+			return host // a malformed chain: trust none of it
+		}
+		if !isTrusted(h) {
+			return h
+		}
+	}
+	return host
 }
 
 // handleModels lists the public model names, in the Anthropic shape for

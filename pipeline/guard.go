@@ -99,6 +99,7 @@ func WithBodySize(ctx context.Context, n int) context.Context {
 // An admission is what a call took at admission, to give back or settle
 // when it ends.
 type admission struct {
+	tier    guard.Tier
 	res     *guard.Reservation
 	release func(actual float64)
 	stream  func()
@@ -111,6 +112,13 @@ type admission struct {
 // returned admission must be settled (settle) when the call ends.
 func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Request, *admission, error) {
 	g := p.guards
+	if name := req.Caller.Tier; name != "" {
+		if _, ok := g.tiers[name]; !ok {
+			// A key of a tier since removed from the config is held to
+			// nothing rather than to no limits.
+			return nil, nil, &sluice.Error{Code: sluice.CodePermissionDenied, Message: "This key's tier is not configured on this gateway."}
+		}
+	}
 	t := g.tier(req)
 	body, _ := ctx.Value(bodyKey{}).(int)
 	upstream := g.primary[req.Model]
@@ -121,7 +129,7 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 	cp := *req // the caller's request stays as it was
 	req = &cp
 	adm.Apply(req)
-	a := &admission{}
+	a := &admission{tier: t}
 	who := guard.Identity{KeyID: req.Caller.Key, User: req.Caller.User, Tenant: req.Caller.Tenant, IP: req.Caller.IP}
 	res, hdrs, err := g.limits.Reserve(ctx, who, t, g.ip, adm.PromptTokens, adm.OutputReserve())
 	a.Headers = hdrs

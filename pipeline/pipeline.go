@@ -312,6 +312,9 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	rec.structured = schema != nil
 	if schema != nil {
 		resp, err := p.completeChecked(ctx, req, schema, p.repairAttempts(req.Model), &rec)
+		if err == nil {
+			err = p.newToolGate(req, rec.adm.tier).message(&resp.Message)
+		}
 		rec.Err = err
 		p.record(ctx, rec)
 		if err != nil {
@@ -329,6 +332,12 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	out := *resp // the provider's response may be shared (caches, replays)
 	out.Model = req.Model
 	rec.Usage = out.Usage
+	out.Message.Parts = append([]sluice.Part(nil), out.Message.Parts...)
+	if err := p.newToolGate(req, rec.adm.tier).message(&out.Message); err != nil {
+		rec.Err = err
+		p.record(ctx, rec)
+		return nil, err
+	}
 	p.record(ctx, rec)
 	return &out, nil
 }
@@ -363,6 +372,7 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 		return nil, err
 	}
 	noteAttempts(ctx)
+	s = p.newToolGate(req, rec.adm.tier).stream(s)
 	// The stream reports the public model name in EventStart, as Complete
 	// does in its Response, and its Record when released.
 	return p.meter(ctx, s, rec, schema), nil
