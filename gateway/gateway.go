@@ -6,12 +6,12 @@
 package gateway
 
 import (
-	"net/netip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"

@@ -16,6 +16,7 @@ import (
 // known so far with its output estimated from what was sent.
 func TestRecords(t *testing.T) {
 	cfg, err := config.Parse([]byte(`
+tiers: [{name: free}]
 providers:
   - {name: s, type: sim, tokens: 40}
   - {name: drops, type: sim, tokens: 40, fault: drop_after=12}
