@@ -63,7 +63,13 @@ func setCallHeaders(h http.Header, info *pipeline.CallInfo) {
 	if info.Attempts > 0 {
 		h.Set(AttemptsHeader, strconv.Itoa(info.Attempts))
 	}
+	if info.CacheHit {
+		h.Set(CacheHeader, "hit")
+	}
 }
+
+// CacheHeader marks an answer served from the route's response cache.
+const CacheHeader = "Sluice-Cache"
 
 // AttemptsHeader carries the number of upstream attempts a call took.
 const AttemptsHeader = "Sluice-Attempts"

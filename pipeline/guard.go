@@ -189,6 +189,9 @@ type CallInfo struct {
 	// Attempts counts the upstream calls made before the answer (or the
 	// error) came: retries, fallbacks and hedges included.
 	Attempts int
+	// CacheHit reports that the answer came from the route's response
+	// cache (the Sluice-Cache: hit header).
+	CacheHit bool
 }
 
 // WithCallInfo returns a context whose Complete, Stream or contract call

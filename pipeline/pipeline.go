@@ -79,6 +79,8 @@ type Pipeline struct {
 	schemas     *contract.Compiler
 	repairs     map[string]int  // repair attempts of the routes that set them
 	rawOutput   map[string]bool // routes whose schema_violation errors carry the raw answer
+	caches      map[string]*cachePolicy
+	cache       store.Cache
 	contracts   map[string]*namedContract
 	names       []string // of the contracts, in config order
 }
@@ -95,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord, metrics: opts.Metrics,
-		schemas: contract.NewCompiler(), repairs: map[string]int{}, rawOutput: map[string]bool{}}
+		schemas: contract.NewCompiler(), repairs: map[string]int{}, rawOutput: map[string]bool{}, caches: map[string]*cachePolicy{}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -146,6 +148,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		}
 		if m.ExposeRawOutput {
 			p.rawOutput[m.Name] = true
+		}
+		if cp := newCachePolicy(m.Cache); cp != nil {
+			p.caches[m.Name] = cp
 		}
 		for _, t := range m.Targets {
 			pc, ok := configs[t.Provider]
@@ -323,7 +328,13 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 		resp.Model = req.Model
 		return resp, nil
 	}
-	resp, err := p.router.Complete(ctx, req)
+	call := func() (*sluice.Response, error) { return p.router.Complete(ctx, req) }
+	var resp *sluice.Response
+	if cp := p.caches[req.Model]; cp != nil {
+		resp, err = p.completeCached(ctx, cp, req, call, &rec)
+	} else {
+		resp, err = call()
+	}
 	if err != nil {
 		rec.Err = err
 		p.record(ctx, rec)

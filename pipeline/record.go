@@ -89,6 +89,7 @@ type Record struct {
 	whole      bool       // a checked stream's answer came whole (then broke its schema)
 	structured bool       // the answer had a schema to meet
 	adm        *admission // what admission took, settled when the call ends
+	cacheHit   bool       // the answer came from the response cache
 	started    bool       // a stream that was handed to its caller
 }
 
@@ -164,6 +165,11 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 	}
 	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
 		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
+		if rec.cacheHit {
+			// Served from the cache: the answer's tokens were not used
+			// again (failed attempts before it may have been made).
+			rec.Provider, rec.UpstreamModel, rec.Usage = "cache", "", sluice.Usage{}
+		}
 		rec.Retries, rec.Fallbacks, rec.Hedges = a.retries, a.fallbacks, a.hedges
 		// A hedge that lost was still an upstream call: its usage counts.
 		rec.Usage = rec.Usage.Add(a.lost)

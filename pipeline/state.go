@@ -92,6 +92,14 @@ func (p *Pipeline) openState(ctx context.Context, cfg *config.Config, opts Optio
 		},
 	})
 
+	if db, err := shared(); err != nil {
+		return err
+	} else if db != nil {
+		p.cache = redis.NewCache(db, "")
+	} else {
+		p.cache = memory.NewCache(memory.CacheOptions{})
+	}
+
 	p.idem = opts.Idempotency
 	if p.idem == nil {
 		db, err := shared()
