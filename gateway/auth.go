@@ -33,6 +33,8 @@ func (g *Gateway) withAuth(next http.Handler) http.Handler {
 			e := sluice.AsError(err)
 			if e.Code != sluice.CodeUnauthenticated {
 				g.logError(r, "key store unavailable", e)
+				e = &sluice.Error{Code: sluice.CodeOverloaded, RetryAfter: time.Second,
+					Message: "Keys cannot be checked right now; try again.", Err: err}
 			}
 			writeErrorFor(w, r, e)
 			return
@@ -92,8 +94,9 @@ func (g *Gateway) withAdmin(next http.Handler) http.Handler {
 	})
 }
 
-// A keyView is a key as the admin API shows it: never its hash.
-type keyView struct {
+// A KeyView is a key as the admin API and `sluice keys list --json` show
+// it: never its hash.
+type KeyView struct {
 	ID       string     `json:"id"`
 	Name     string     `json:"name,omitempty"`
 	Tenant   string     `json:"tenant,omitempty"`
@@ -105,8 +108,9 @@ type keyView struct {
 	Key      string     `json:"key,omitempty"` // the secret, once, when created or rotated
 }
 
-func viewOf(k store.Key) keyView {
-	v := keyView{ID: k.ID, Name: k.Name, Tenant: k.Tenant, Tier: k.Tier, User: k.User, Created: k.Created}
+// KeyViewOf returns the view of k.
+func KeyViewOf(k store.Key) KeyView {
+	v := KeyView{ID: k.ID, Name: k.Name, Tenant: k.Tenant, Tier: k.Tier, User: k.User, Created: k.Created}
 	if !k.Disabled.IsZero() {
 		v.Disabled = &k.Disabled
 	}
@@ -129,9 +133,9 @@ func (g *Gateway) handleAdminKeys() http.Handler {
 			g.adminError(w, r, err)
 			return
 		}
-		out := make([]keyView, 0, len(keys))
+		out := make([]KeyView, 0, len(keys))
 		for _, k := range keys {
-			out = append(out, viewOf(k))
+			out = append(out, KeyViewOf(k))
 		}
 		writeAdminJSON(w, http.StatusOK, map[string]any{"keys": out})
 	})
@@ -150,7 +154,7 @@ func (g *Gateway) handleAdminKeys() http.Handler {
 			g.adminError(w, r, err)
 			return
 		}
-		v := viewOf(k)
+		v := KeyViewOf(k)
 		v.Key = secret
 		writeAdminJSON(w, http.StatusCreated, v)
 	})
@@ -176,7 +180,7 @@ func (g *Gateway) handleAdminKeys() http.Handler {
 			g.adminError(w, r, err)
 			return
 		}
-		v := viewOf(k)
+		v := KeyViewOf(k)
 		v.Key = secret
 		writeAdminJSON(w, http.StatusOK, v)
 	})

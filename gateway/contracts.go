@@ -28,6 +28,7 @@ func (g *Gateway) handleContract() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := g.readBody(w, r)
 		if err != nil {
+			g.refused(r, err)
 			writeErrorFor(w, r, g.clientError(r, err))
 			return
 		}
@@ -35,6 +36,7 @@ func (g *Gateway) handleContract() http.Handler {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&call); err != nil {
+			g.refused(r, err)
 			writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeInvalidRequest, Message: `The body must be a JSON object: {"input": <string or object>}.`, Err: err})
 			return
 		}
@@ -44,7 +46,7 @@ func (g *Gateway) handleContract() http.Handler {
 		info := &pipeline.CallInfo{}
 		ctx = pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info)
 		if call.Stream {
-			g.streamContract(ctx, w, r, call.Input)
+			g.streamContract(ctx, w, r, call.Input, info)
 			return
 		}
 		out, err := g.p.Contract(ctx, r.PathValue("name"), call.Input)
@@ -94,8 +96,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 // (sent when it grew), then one "result" event with the validated object,
 // or an "error" event (schema_violation when the whole answer breaks the
 // schema). A failure before the first content is a plain error answer.
-func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *http.Request, input json.RawMessage) {
+func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *http.Request, input json.RawMessage, info *pipeline.CallInfo) {
 	s, err := g.p.StreamContract(ctx, r.PathValue("name"), input)
+	setCallHeaders(w.Header(), info)
 	if err != nil {
 		writeErrorFor(w, r, g.clientError(r, err))
 		return
@@ -121,6 +124,7 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 			}
 			e := g.streamError(err)
 			g.logError(r, "contract stream ended with an error", e)
+			markFailed(r.Context()) // an answer that broke off is not replayed
 			wt.extend(time.Now())
 			sw.WriteEvent("error", openai.MarshalError(e))
 			return

@@ -95,12 +95,13 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		// streams under load.
 		body, err := g.readBody(w, r)
 		if err != nil {
+			g.refused(r, err)
 			d.writeError(w, g.clientError(r, err))
 			return
 		}
 		req, so, err := d.decode(r.Header, body)
 		if err != nil {
-			g.p.Refused(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: g.callerOf(r, sluice.Caller{})}, err)
+			g.refused(r, err)
 			d.writeError(w, g.clientError(r, err))
 			return
 		}
@@ -488,6 +489,12 @@ func (g *Gateway) streamError(err error) *sluice.Error {
 func (g *Gateway) logError(r *http.Request, msg string, e *sluice.Error) {
 	g.logger.LogAttrs(r.Context(), slog.LevelWarn, msg,
 		slog.String("request_id", requestID(r.Context())), slog.String("path", r.URL.Path), slog.Any("error", e))
+}
+
+// refused records a request refused before its call could be built (its
+// body unreadable or not a request), for the ledger and the metrics.
+func (g *Gateway) refused(r *http.Request, err error) {
+	g.p.Refused(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: g.callerOf(r, sluice.Caller{})}, err)
 }
 
 // fillCaller records who sent the request, and its id.

@@ -71,6 +71,7 @@ func (g *Gateway) withIdempotency(next http.Handler) http.Handler {
 		}
 		body, err := g.readBody(w, r)
 		if err != nil {
+			g.refused(r, err)
 			writeErrorFor(w, r, g.clientError(r, err))
 			return
 		}
@@ -109,16 +110,20 @@ func (g *Gateway) idempotent(w http.ResponseWriter, r *http.Request, next http.H
 			g.runIdempotent(w, r, next, scoped)
 			return
 		case rec.Hash != hash:
-			writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeIdempotencyConflict, Param: IdempotencyKeyHeader,
-				Message: "This Idempotency-Key was used with a different request."})
+			e := &sluice.Error{Code: sluice.CodeIdempotencyConflict, Param: IdempotencyKeyHeader,
+				Message: "This Idempotency-Key was used with a different request."}
+			g.refused(r, e)
+			writeErrorFor(w, r, e)
 			return
 		case rec.Done:
+			g.p.Replayed(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: g.callerOf(r, sluice.Caller{})}, rec.Status)
 			replay(w, rec)
 			return
 		case rec.StreamID != "" && g.resumable():
 			// The first request is streaming: follow its stream from the
 			// start, as a resumed stream.
 			w.Header().Set(IdempotentReplayedHeader, "true")
+			g.p.Replayed(r.Context(), &sluice.Request{ID: requestID(r.Context()), Caller: g.callerOf(r, sluice.Caller{})}, http.StatusOK)
 			g.serveStream(w, r, rec.StreamID, 0)
 			return
 		}
@@ -148,19 +153,32 @@ func (g *Gateway) runIdempotent(w http.ResponseWriter, r *http.Request, next htt
 			}
 		}
 	}}
-	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKey{}, call)))
-
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
-	defer cancel()
-	if !replayable(rw.status) || call.failed.Load() || rw.overflow || rw.err != nil {
+	release := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
+		defer cancel()
 		if err := st.Release(sctx, scoped); err != nil {
 			g.logStoreError(r, "idempotency record", err)
 		}
+	}
+	done := false
+	defer func() {
+		if !done {
+			release() // the handler panicked: repeats must not wait for the lease
+		}
+	}()
+	next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), idemKey{}, call)))
+	done = true
+
+	if !replayable(rw.status) || call.failed.Load() || rw.overflow || rw.err != nil {
+		release()
 		return
 	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
+	defer cancel()
 	rec := store.IdemRecord{Status: rw.status, ContentType: rw.Header().Get("Content-Type"), Body: rw.body.Bytes()}
 	if err := st.Complete(sctx, scoped, rec, g.opts.IdempotencyTTL); err != nil {
 		g.logStoreError(r, "idempotency record", err)
+		release() // a repeat runs anew rather than waiting for the lease
 	}
 }
 

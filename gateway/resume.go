@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/store"
 )
 
@@ -185,12 +186,12 @@ func (rs *resumable) finish() {
 // stream resumes it: a hash of the credential the request carries (a
 // bearer token or x-api-key), so the log never holds the key itself.
 func ownerOf(r *http.Request) string {
-	cred := r.Header.Get("X-Api-Key")
-	if a := r.Header.Get("Authorization"); a != "" {
-		cred = a
-		if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-			cred = a[7:]
-		}
+	// With keys required, the owner is the authenticated key (which keeps
+	// it across a rotation); without, whatever credential the request
+	// carries, read as keys are.
+	cred := "cred:" + guard.KeyFromHeader(r.Header)
+	if c, ok := r.Context().Value(callerKey{}).(sluice.Caller); ok && c.Key != "" {
+		cred = "key:" + c.Key
 	}
 	sum := sha256.Sum256([]byte("sluice stream owner\x00" + cred))
 	return hex.EncodeToString(sum[:16])

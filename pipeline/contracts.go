@@ -77,7 +77,7 @@ func (c *namedContract) info() ContractInfo {
 func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMessage) (json.RawMessage, error) {
 	c, req, err := p.contractRequest(ctx, name, input)
 	if err != nil {
-		p.refused(withContract(ctx, name), req, err)
+		p.refused(withContract(ctx, contractName(name)), req, err)
 		return nil, err
 	}
 	repairs := p.repairAttempts(c.cfg.Model)
@@ -110,7 +110,7 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 func (p *Pipeline) StreamContract(ctx context.Context, name string, input json.RawMessage) (sluice.Stream, error) {
 	_, req, err := p.contractRequest(ctx, name, input)
 	if err != nil {
-		p.refused(withContract(ctx, name), req, err)
+		p.refused(withContract(ctx, contractName(name)), req, err)
 		return nil, err
 	}
 	req.Stream = true
@@ -121,7 +121,11 @@ func (p *Pipeline) StreamContract(ctx context.Context, name string, input json.R
 func (p *Pipeline) contractRequest(ctx context.Context, name string, input json.RawMessage) (*namedContract, *sluice.Request, error) {
 	c, ok := p.contracts[name]
 	if !ok {
-		return nil, nil, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
+		req := &sluice.Request{}
+		if who, ok := ctx.Value(callerKey{}).(caller); ok {
+			req.ID, req.Caller = who.id, who.caller
+		}
+		return nil, req, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such contract."}
 	}
 	req, err := c.request(input)
 	if err != nil {
@@ -133,6 +137,15 @@ func (p *Pipeline) contractRequest(ctx context.Context, name string, input json.
 		req.ID, req.Caller = who.id, who.caller
 	}
 	return c, req, err
+}
+
+// contractName bounds a contract name the client made up, for the
+// record.
+func contractName(name string) string {
+	if len(name) > 64 {
+		return name[:64]
+	}
+	return name
 }
 
 type callerKey struct{}

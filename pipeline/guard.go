@@ -88,6 +88,10 @@ func (g *guards) tier(req *sluice.Request) guard.Tier {
 	return t
 }
 
+// AnonymousKey is the key id under which calls without a key (when keys
+// are not required) are limited and budgeted together.
+const AnonymousKey = "anonymous"
+
 type bodyKey struct{}
 
 // WithBodySize returns a context whose calls know the size of the request
@@ -131,6 +135,11 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 	adm.Apply(req)
 	a := &admission{tier: t}
 	who := guard.Identity{KeyID: req.Caller.Key, User: req.Caller.User, Tenant: req.Caller.Tenant, IP: req.Caller.IP}
+	if who.KeyID == "" {
+		// Callers without a key (keys not required) share one key's
+		// limits, budgets and streams: the default tier's.
+		who.KeyID = AnonymousKey
+	}
 	res, hdrs, err := g.limits.Reserve(ctx, who, t, g.ip, adm.PromptTokens, adm.OutputReserve())
 	a.Headers = hdrs
 	if info, ok := ctx.Value(infoKey{}).(*CallInfo); ok {
@@ -142,15 +151,15 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 	a.res = res
 	if t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0 {
 		cost := g.pricing.Estimate(upstream, adm.PromptTokens, adm.OutputReserve())
-		release, err := g.budgets.Reserve(ctx, req.Caller.Key, req.Caller.Tenant, cost, t)
+		release, err := g.budgets.Reserve(ctx, who.KeyID, req.Caller.Tenant, cost, t)
 		if err != nil {
 			res.Settle(context.WithoutCancel(ctx), 0)
 			return nil, nil, err
 		}
 		a.release = release
 	}
-	if req.Stream && t.MaxStreams > 0 && req.Caller.Key != "" {
-		release, err := g.streams.Acquire(req.Caller.Key, t.MaxStreams)
+	if req.Stream && t.MaxStreams > 0 {
+		release, err := g.streams.Acquire(who.KeyID, t.MaxStreams)
 		if err != nil {
 			res.Settle(context.WithoutCancel(ctx), 0)
 			if a.release != nil {

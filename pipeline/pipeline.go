@@ -397,6 +397,15 @@ func (p *Pipeline) Refused(ctx context.Context, req *sluice.Request, err error) 
 	p.refused(ctx, req, err)
 }
 
+// Replayed records a request answered with the kept answer of its
+// Idempotency-Key (status is the answer's): a request served without an
+// upstream call, for the ledger and the metrics.
+func (p *Pipeline) Replayed(ctx context.Context, req *sluice.Request, status int) {
+	rec := newRecord(ctx, req, time.Now())
+	rec.Status, rec.replayed = status, true
+	p.record(ctx, rec)
+}
+
 // refused records a call refused before it started: it is a request
 // served all the same, with its error.
 func (p *Pipeline) refused(ctx context.Context, req *sluice.Request, err error) {

@@ -90,6 +90,7 @@ type Record struct {
 	structured bool       // the answer had a schema to meet
 	adm        *admission // what admission took, settled when the call ends
 	cacheHit   bool       // the answer came from the response cache
+	replayed   bool       // the answer was an Idempotency-Key's kept one
 	started    bool       // a stream that was handed to its caller
 }
 
@@ -173,6 +174,9 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 		rec.Retries, rec.Fallbacks, rec.Hedges = a.retries, a.fallbacks, a.hedges
 		// A hedge that lost was still an upstream call: its usage counts.
 		rec.Usage = rec.Usage.Add(a.lost)
+	}
+	if rec.replayed {
+		rec.Provider = "idempotency"
 	}
 	if g := p.guards; g != nil {
 		model := rec.UpstreamModel

@@ -128,9 +128,13 @@ is printed once, alone on the last line.`,
 				return err
 			}
 			if asJSON {
+				views := make([]gateway.KeyView, 0, len(keys))
+				for _, k := range keys {
+					views = append(views, gateway.KeyViewOf(k)) // never the hash
+				}
 				enc := json.NewEncoder(stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(keys)
+				return enc.Encode(map[string]any{"keys": views})
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tTENANT\tTIER\tUSER\tCREATED\tSTATE")
