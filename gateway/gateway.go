@@ -50,6 +50,9 @@ type Options struct {
 	// TrustedProxies are the addresses (netip prefixes) of proxies whose
 	// X-Forwarded-For names the client; from anyone else it is ignored.
 	TrustedProxies []netip.Prefix
+	// JobRetryDelay is the wait before a queued job's second attempt,
+	// doubling for each later one (at most 5 minutes); 0 means 5s.
+	JobRetryDelay time.Duration
 	// AdminKey protects the admin API (/admin/keys, /admin/usage); empty:
 	// there is none.
 	AdminKey string
@@ -70,6 +73,7 @@ type Gateway struct {
 	logger  *slog.Logger
 	opts    Options
 	handler http.Handler
+	jobWake chan struct{} // a job was queued here: wake a runner
 
 	// draining is set once shutdown begins: /readyz fails so that load
 	// balancers stop sending new work.
@@ -88,6 +92,9 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.JobRetryDelay <= 0 {
+		opts.JobRetryDelay = 5 * time.Second
 	}
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 24 * time.Hour
@@ -110,7 +117,7 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{p: p, logger: logger, opts: opts}
+	g := &Gateway{p: p, logger: logger, opts: opts, jobWake: make(chan struct{}, 1)}
 	g.abortCtx, g.abort = context.WithCancel(context.Background())
 	g.handler = g.routes()
 	return g

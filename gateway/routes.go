@@ -12,6 +12,8 @@ func (g *Gateway) routes() http.Handler {
 	mux.Handle("GET /v1/contracts", g.withAuth(g.handleContracts()))
 	mux.Handle("GET /v1/contracts/{name}", g.withAuth(g.handleContractInfo()))
 	mux.Handle("POST /v1/contracts/{name}", g.withAuth(g.withIdempotency(g.handleContract())))
+	mux.Handle("POST /v1/jobs", g.withAuth(g.handleJobCreate()))
+	mux.Handle("GET /v1/jobs/{id}", g.withAuth(g.handleJobGet()))
 	admin := g.withAdmin(g.handleAdminKeys())
 	mux.Handle("GET /admin/keys", admin)
 	mux.Handle("POST /admin/keys", admin)

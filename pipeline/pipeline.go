@@ -48,6 +48,8 @@ type Options struct {
 	// names a file, else memory.
 	Ledger store.Ledger
 	Keys   store.Keys
+	// Jobs is the queue of jobs (POST /v1/jobs); nil: as Ledger.
+	Jobs store.Jobs
 	// OnRecord receives the Record of every call, once, when it ends, on
 	// the goroutine that ends it; its context is the call's, without its
 	// cancellation. nil: records are only logged.
@@ -70,6 +72,7 @@ type Pipeline struct {
 	ledgerStore store.Ledger
 	ledger      *store.LedgerWriter
 	keys        store.Keys
+	jobs        store.Jobs
 	auth        *guard.Authenticator
 	keysNeeded  bool
 	guards      *guards
@@ -204,6 +207,9 @@ func (p *Pipeline) Idempotency() store.Idempotency { return p.idem }
 // Auth returns the API keys' authenticator, which also creates, lists,
 // disables and rotates them.
 func (p *Pipeline) Auth() *guard.Authenticator { return p.auth }
+
+// Jobs returns the queue of jobs.
+func (p *Pipeline) Jobs() store.Jobs { return p.jobs }
 
 // Keys returns the store of API keys.
 func (p *Pipeline) Keys() store.Keys { return p.keys }

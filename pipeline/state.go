@@ -54,10 +54,11 @@ func (p *Pipeline) openState(ctx context.Context, cfg *config.Config, opts Optio
 		}
 	}
 
-	p.ledgerStore, p.keys = opts.Ledger, opts.Keys
-	if p.ledgerStore == nil || p.keys == nil {
+	p.ledgerStore, p.keys, p.jobs = opts.Ledger, opts.Keys, opts.Jobs
+	if p.ledgerStore == nil || p.keys == nil || p.jobs == nil {
 		var l store.Ledger
 		var k store.Keys
+		var j store.Jobs
 		switch path := cfg.State.SQLite; {
 		case cfg.State.Postgres != "":
 			db, err := postgres.Open(ctx, cfg.State.Postgres.Value())
@@ -65,16 +66,19 @@ func (p *Pipeline) openState(ctx context.Context, cfg *config.Config, opts Optio
 				return fmt.Errorf("pipeline: state.postgres: %w", err)
 			}
 			p.closers = append(p.closers, db.Close)
-			l, k = db, db
+			l, k, j = db, db, db
 		case path != "" && path != "off":
 			db, err := sqlite.Open(ctx, path)
 			if err != nil {
 				return fmt.Errorf("pipeline: state.sqlite: %w", err)
 			}
 			p.closers = append(p.closers, db.Close)
-			l, k = db, db
+			l, k, j = db, db, db
 		default:
-			l, k = memory.NewLedger(memory.LedgerOptions{}), memory.NewKeys()
+			l, k, j = memory.NewLedger(memory.LedgerOptions{}), memory.NewKeys(), memory.NewJobs()
+		}
+		if p.jobs == nil {
+			p.jobs = j
 		}
 		if p.ledgerStore == nil {
 			p.ledgerStore = l

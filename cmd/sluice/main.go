@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -167,6 +168,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Queued jobs run beside the server, until it stops (before the
+	// pipeline closes).
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	var jobsDone sync.WaitGroup
+	jobsDone.Go(func() { gw.RunJobs(jobsCtx, jobWorkers) })
+	defer func() {
+		stopJobs()
+		jobsDone.Wait()
+	}()
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "sluice listening on http://%s\n", addr)
 	if cfg.Simulated {
@@ -181,6 +191,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	}
 	return serveUntil(ctx, gw, ln, time.Duration(cfg.DrainTimeout), logger)
 }
+
+// jobWorkers is how many queued jobs an instance runs at once.
+const jobWorkers = 4
 
 // serveUntil serves h on ln until ctx ends, then shuts down gracefully.
 func serveUntil(ctx context.Context, gw *gateway.Gateway, ln net.Listener, drain time.Duration, logger *slog.Logger) error {
