@@ -185,8 +185,9 @@ type State struct {
 	// Redis is a redis:// URL. When set, stream logs live in Redis, so a
 	// stream may be resumed on any instance sharing it.
 	Redis Secret `yaml:"redis"`
-	// SQLite is the database file of the embedded default (ledger, keys,
-	// idempotency records, jobs). Default ./sluice.db; "off" keeps them in
+	// SQLite is the database file of the embedded default (the usage
+	// ledger, API keys and queued jobs). The sluice commands default it to
+	// ./sluice.db; "off" (and, for pipeline.New, empty) keeps them in
 	// memory.
 	SQLite string `yaml:"sqlite"`
 	// Postgres, when set, holds the ledger, keys and jobs instead, shared
