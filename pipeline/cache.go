@@ -121,6 +121,26 @@ func (p *Pipeline) hit(ctx context.Context, resp *sluice.Response, rec *Record) 
 	return resp
 }
 
+// DefaultRetryAfter is the Retry-After of a call that failed because its
+// upstreams did, when none of them said how long to wait.
+const DefaultRetryAfter = time.Second
+
+// degraded returns err, the failure of every target of a call, with a
+// Retry-After: the client gets a clear "try again" rather than an error
+// that looks final.
+func degraded(ctx context.Context, err error) error {
+	if !upstreamDown(ctx, err) {
+		return err
+	}
+	e := sluice.AsError(err)
+	if e.RetryAfter > 0 {
+		return err
+	}
+	cp := *e
+	cp.RetryAfter = DefaultRetryAfter
+	return &cp
+}
+
 // upstreamDown reports whether err says the upstream could not answer (as
 // opposed to the client's own mistake, or its leaving).
 func upstreamDown(ctx context.Context, err error) bool {

@@ -67,9 +67,15 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 	g.pricing = guard.NewPricing(prices)
 	g.limits = guard.NewLimits(p.limiter, guard.LimitsOptions{OnFailure: failure, Report: func(err error) {
 		p.logger.Warn("rate limit store failed", "error", err, "fallback", string(failure))
+		if p.metrics != nil {
+			p.metrics.GuardStoreFailed("limiter")
+		}
 	}})
 	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Report: func(err error) {
 		p.logger.Warn("budget ledger unreadable", "error", err)
+		if p.metrics != nil {
+			p.metrics.GuardStoreFailed("budget")
+		}
 	}})
 	return g
 }

@@ -342,6 +342,7 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 		resp, err = call()
 	}
 	if err != nil {
+		err = degraded(ctx, err)
 		rec.Err = err
 		p.record(ctx, rec)
 		return nil, err
@@ -384,6 +385,7 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 	rec.structured = schema != nil
 	s, err := p.router.Stream(ctx, req)
 	if err != nil {
+		err = degraded(ctx, err)
 		rec.Err = err
 		p.record(ctx, rec)
 		return nil, err

@@ -49,6 +49,7 @@ type Metrics struct {
 	ttft       *prometheus.HistogramVec
 	breaker    *prometheus.GaugeVec
 	changes    *prometheus.CounterVec
+	storeFails *prometheus.CounterVec
 }
 
 // Buckets are the latency buckets, in seconds: LLM calls run from tens of
@@ -91,9 +92,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_breaker_transitions_total", Help: "Circuit breaker state changes, by the state entered.",
 		}, []string{"provider", "upstream_model", "to"}),
+		storeFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_guard_store_failures_total", Help: "Failures of the stores admission relies on: the shared rate limiter (limiter) and the ledger budgets read (budget).",
+		}, []string{"store"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.tokens, m.attempts, m.failovers, m.structured, m.repairs,
-		m.kinds, m.ttft, m.breaker, m.changes} {
+		m.kinds, m.ttft, m.breaker, m.changes, m.storeFails} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -157,3 +161,7 @@ func (m *Metrics) BreakerChanged(provider, model, to string) {
 	m.breaker.WithLabelValues(provider, model).Set(v)
 	m.changes.WithLabelValues(provider, model, to).Inc()
 }
+
+// GuardStoreFailed records a failure of a store admission relies on
+// ("limiter" or "budget").
+func (m *Metrics) GuardStoreFailed(store string) { m.storeFails.WithLabelValues(store).Inc() }
