@@ -404,3 +404,61 @@ func usageOf(t *testing.T, body string) (in, out int64) {
 	}
 	return in, out
 }
+
+// TestTierLimits checks the rest of a tier's limits through both dialects:
+// messages, body size, tokens per minute and concurrent streams.
+func TestTierLimits(t *testing.T) {
+	up := newCountingUpstream(t)
+	src := `auth: {}
+tiers:
+  - {name: msgs, max_messages: 1}
+  - {name: body, max_body_bytes: 120}
+  - {name: tpm, tpm: 60}
+  - {name: streams, max_streams: 1}
+providers:
+  - {name: o, type: openai, base_url: ` + up.URL + `/v1, api_key: k}
+  - {name: slow, type: openai, base_url: ` + up.URL + `/v1, api_key: k, headers: {X-Sim-Fault: "chunk_delay=100ms"}}
+models:
+  - {name: m, targets: [{provider: o, model: m}]}
+  - {name: slow, targets: [{provider: slow, model: m}]}
+`
+	g := newGuardGW(t, src)
+	two := `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"Hi."},{"role":"assistant","content":"Hello."},{"role":"user","content":"Bye."}]}`
+	big := `{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"` + strings.Repeat("x", 200) + `"}]}`
+	small := `{"model":"m","max_tokens":50,"messages":[{"role":"user","content":"Hi."}]}`
+	for _, path := range []string{"/v1/chat/completions", "/v1/messages"} {
+		t.Run(path, func(t *testing.T) {
+			if st, _, b := g.call(t, path, g.key(t, "msgs"), two); st != 413 {
+				t.Errorf("too many messages: %d %s", st, b)
+			}
+			if st, _, b := g.call(t, path, g.key(t, "body"), big); st != 413 {
+				t.Errorf("body too large: %d %s", st, b)
+			}
+			k := g.key(t, "tpm")
+			st1, _, _ := g.call(t, path, k, small)
+			st2, h, b := g.call(t, path, k, small)
+			if st1 != 200 || st2 != 429 || h.Get("X-Ratelimit-Limit-Tokens") != "60" || h.Get("Retry-After") == "" {
+				t.Errorf("tokens per minute: %d then %d %v %s", st1, st2, h, b)
+			}
+			// One stream at a time: a second while the first runs is refused.
+			sk := g.key(t, "streams")
+			stream := `{"model":"slow","stream":true,"max_tokens":10,"messages":[{"role":"user","content":"Hi."}]}`
+			req, _ := http.NewRequest("POST", g.url+path, strings.NewReader(stream))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+sk)
+			req.Header.Set("X-Api-Key", sk)
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 16)
+			resp.Body.Read(buf) // the first stream is running
+			if st, _, b := g.call(t, path, sk, stream); st != 429 {
+				t.Errorf("a second concurrent stream: %d %s", st, b)
+			}
+			io.Copy(io.Discard, resp.Body)
+		})
+	}
+}
