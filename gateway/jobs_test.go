@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/internal/testutil"
 	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/sim"
 )
@@ -102,5 +104,65 @@ models:
 	}
 	if st, _ := get(b.url, created.ID, "mallory"); st != 404 {
 		t.Errorf("another caller read the job: %d", st)
+	}
+}
+
+// TestJobsTwoInstances runs jobs queued on two gateway instances sharing
+// one PostgreSQL queue, with runners on both: every job is run once and
+// completes, and either instance shows it to its owner.
+func TestJobsTwoInstances(t *testing.T) {
+	var calls atomic.Int64
+	s := sim.NewServer(sim.Options{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		s.ServeHTTP(w, r)
+	}))
+	defer up.Close()
+	src := `state: {postgres: "` + testutil.PostgresSchemaURL(t) + `"}
+providers:
+  - {name: o, type: openai, base_url: ` + up.URL + `/v1, api_key: k}
+models:
+  - {name: m, targets: [{provider: o, model: m}]}
+`
+	var urls [2]string
+	for i := range urls {
+		gw := gateway.New(nil, pipelineFromYAML(t, src, pipeline.Options{}), gateway.Options{})
+		srv := httptest.NewServer(gw)
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { gw.RunJobs(ctx, 3) })
+		t.Cleanup(func() { srv.Close(); cancel(); wg.Wait() })
+		urls[i] = srv.URL
+	}
+	const n = 30
+	ids := make([]string, n)
+	for i := range n {
+		req, _ := http.NewRequest("POST", urls[i%2]+"/v1/jobs", strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"Job `+strconv.Itoa(i)+`"}]}`))
+		req.Header.Set("Authorization", "Bearer alice")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a jobAnswer
+		json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		ids[i] = a.ID
+	}
+	for i, id := range ids {
+		waitFor(t, "job "+id, func() bool {
+			req, _ := http.NewRequest("GET", urls[(i+1)%2]+"/v1/jobs/"+id, nil)
+			req.Header.Set("Authorization", "Bearer alice")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			var a jobAnswer
+			json.NewDecoder(resp.Body).Decode(&a)
+			return a.Status == "succeeded" && a.Attempts == 1
+		})
+	}
+	if got := calls.Load(); got != n {
+		t.Errorf("%d upstream calls for %d jobs: a job ran twice or not at all", got, n)
 	}
 }
