@@ -87,7 +87,9 @@ models:
 	// While open, the breaker skipped the primary: it saw far fewer calls
 	// than there were requests (the failures that opened it, then a probe
 	// per open period).
-	if seen := primaryCalls.Load() - before; seen >= int64(requests) {
+	seen := primaryCalls.Load() - before
+	t.Logf("a %v outage: %d requests, all answered; the primary saw %d of them", outage, requests, seen)
+	if seen >= int64(requests) {
 		t.Errorf("the primary saw %d of %d requests: the breaker did not skip it", seen, requests)
 	}
 	down.Store(false)
