@@ -45,6 +45,7 @@ var listenRE = regexp.MustCompile(`listening on (http://\S+)`)
 // called) and returns its base URL.
 func startServe(t *testing.T, env map[string]string, args ...string) (base string, stop func() error, out *syncBuffer) {
 	t.Helper()
+	t.Chdir(t.TempDir()) // the zero-config state (./sluice.db) goes there
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncBuffer{}
 	errLog := &syncBuffer{}
