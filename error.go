@@ -45,7 +45,7 @@ var codeInfo = map[Code]struct {
 	CodePromptTooLong:       {http.StatusBadRequest, "The prompt is longer than this route allows."},
 	CodeRateLimited:         {http.StatusTooManyRequests, "Rate limit reached; try again later."},
 	CodeBudgetExceeded:      {http.StatusTooManyRequests, "The spending budget is exhausted."},
-	CodeOverloaded:          {http.StatusServiceUnavailable, "The service is overloaded; try again later."},
+	CodeOverloaded:          {http.StatusTooManyRequests, "The service is overloaded; try again later."},
 	CodeUpstreamTimeout:     {http.StatusGatewayTimeout, "The model provider did not answer in time."},
 	CodeUpstreamUnavailable: {http.StatusServiceUnavailable, "The model provider is unavailable; try again later."},
 	CodeUpstreamError:       {http.StatusBadGateway, "The model provider failed to answer."},

@@ -144,17 +144,17 @@ var faultCases = []faultCase{
 	},
 	{
 		// The error event (overloaded) comes before any content. Without a
-		// stream the simulator answers it with a 503: upstream_unavailable.
+		// stream the simulator answers it as a provider's overload, a 529.
 		name: "error-at-1", fault: "error_at=1",
-		stream: faultWant{outcome: refused, status: 503, code: sluice.CodeOverloaded},
-		plain:  faultWant{outcome: refused, status: 503, code: sluice.CodeUpstreamUnavailable},
+		stream: faultWant{outcome: refused, status: 429, code: sluice.CodeOverloaded},
+		plain:  faultWant{outcome: refused, status: 429, code: sluice.CodeOverloaded},
 	},
 	{
 		// Three words, then the error event (overloaded), which after the
-		// first content is stream_interrupted. Without a stream: a 503.
+		// first content is stream_interrupted. Without a stream: a 529.
 		name: "error-at-4", fault: "error_at=4",
 		stream: faultWant{outcome: broken, status: 200, code: sluice.CodeStreamInterrupted, words: 3},
-		plain:  faultWant{outcome: refused, status: 503, code: sluice.CodeUpstreamUnavailable},
+		plain:  faultWant{outcome: refused, status: 429, code: sluice.CodeOverloaded},
 	},
 	{
 		name: "status-429", fault: "status=429,retry_after=2s",
@@ -178,8 +178,8 @@ var faultCases = []faultCase{
 	},
 	{
 		name: "status-529", fault: "status=529",
-		stream: faultWant{outcome: refused, status: 503, code: sluice.CodeOverloaded},
-		plain:  faultWant{outcome: refused, status: 503, code: sluice.CodeOverloaded},
+		stream: faultWant{outcome: refused, status: 429, code: sluice.CodeOverloaded},
+		plain:  faultWant{outcome: refused, status: 429, code: sluice.CodeOverloaded},
 	},
 	{
 		// Half of the simulator's 24 words, finishing with length.

@@ -151,7 +151,7 @@ func TestUpstreamErrorIsClientSafe(t *testing.T) {
 		want                     string
 	}{
 		{"openai 429", "/v1/chat/completions", "oa-model", "status=429,retry_after=3s", 429, `"code":"rate_limited"`},
-		{"openai 529", "/v1/chat/completions", "an-model", "status=529", 503, `"code":"overloaded"`},
+		{"openai 529", "/v1/chat/completions", "an-model", "status=529", 429, `"code":"overloaded"`},
 		{"anthropic 500", "/v1/messages", "oa-model", "status=500", 502, `"type":"api_error"`},
 		{"anthropic 429", "/v1/messages", "an-model", "status=429,retry_after=3s", 429, `"type":"rate_limit_error"`},
 	} {
@@ -171,7 +171,7 @@ func TestUpstreamErrorIsClientSafe(t *testing.T) {
 			if strings.Contains(strings.ToLower(body), "simulated") || strings.Contains(body, "127.0.0.1") {
 				t.Fatalf("provider detail leaked: %s", body)
 			}
-			if tc.status == 429 && resp.Header.Get("Retry-After") != "3" {
+			if strings.Contains(tc.fault, "retry_after=3s") && resp.Header.Get("Retry-After") != "3" {
 				t.Errorf("Retry-After = %q, want 3", resp.Header.Get("Retry-After"))
 			}
 		})

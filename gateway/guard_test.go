@@ -462,3 +462,48 @@ models:
 		})
 	}
 }
+
+// TestRateLimitMinute is the issue's own check, a minute long, so it runs
+// only with SLUICE_LONG=1: a key on a tier of 60 requests a minute, hit at
+// 200 a minute across two instances sharing Redis, gets about 60 answers
+// in the minute and 429s with Retry-After for the rest.
+func TestRateLimitMinute(t *testing.T) {
+	if os.Getenv("SLUICE_LONG") != "1" {
+		t.Skip("a minute long: set SLUICE_LONG=1")
+	}
+	state := "state: {redis: \"" + testutil.RedisURL(t) + "\"}\n"
+	up := newCountingUpstream(t)
+	src := strings.Replace(guardConfig(up, state), "{name: slow, rpm: 20}", "{name: slow, rpm: 60}", 1)
+	var gws [2]guardGW
+	for i := range gws {
+		gws[i] = newGuardGW(t, src)
+	}
+	secret, k, err := gws[0].p.Auth().Create(context.Background(), guard.KeySpec{Tier: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gws[1].p.Keys().CreateKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := guardBody("m", "Hi.", 5)
+	ok, refused := 0, 0
+	tick := time.NewTicker(300 * time.Millisecond) // 200 a minute
+	defer tick.Stop()
+	for i := range 200 {
+		<-tick.C
+		st, h, b := gws[i%2].call(t, "/v1/chat/completions", secret, body)
+		switch {
+		case st == 200:
+			ok++
+		case st == 429 && h.Get("Retry-After") != "":
+			refused++
+		default:
+			t.Fatalf("status %d %s", st, b)
+		}
+	}
+	t.Logf("200 requests in a minute over two instances: %d answered, %d refused with 429 and Retry-After", ok, refused)
+	// 60 a minute with bursts of 6: at most 66 in the first minute.
+	if ok < 57 || ok > 66 {
+		t.Errorf("%d answered in the minute, want about 60", ok)
+	}
+}

@@ -56,6 +56,11 @@ func upstreamStatus(e *sluice.Error) int {
 	if errors.As(e, &ue) && ue.StatusCode != 0 {
 		return ue.StatusCode
 	}
+	if e.Code == sluice.CodeOverloaded {
+		// A provider's overload is a 529 (Anthropic's status for
+		// overloaded_error), not the 429 Sluice answers its own clients.
+		return 529
+	}
 	return e.Code.HTTPStatus()
 }
 
