@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
 	"strconv"
 	"strings"
@@ -32,23 +30,7 @@ func TestKeys(t *testing.T) {
 
 // schemaURL creates a schema of its own for the test, dropped when the test
 // ends, and returns the test server's URL with that schema as search_path.
-func schemaURL(t testing.TB) string {
-	t.Helper()
-	base := testutil.PostgresURL(t)
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "sluicetest_" + hex.EncodeToString(b)
-	exec(t, base, `CREATE SCHEMA `+schema)
-	t.Cleanup(func() { exec(t, base, `DROP SCHEMA `+schema+` CASCADE`) })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func schemaURL(t testing.TB) string { return testutil.PostgresSchemaURL(t) }
 
 // exec runs sql on the server at rawURL with a connection of its own.
 func exec(t testing.TB, rawURL, sql string, args ...any) {
