@@ -1,14 +1,16 @@
 // Package store defines the interfaces behind which Sluice keeps state that
 // may outlive a request or be shared by instances: the usage ledger (one row
-// per request, summed for reports and budgets), the API keys, rate limits,
-// Idempotency-Key records, and the stream logs that make streams resumable.
-// LedgerWriter batches ledger rows off the request path.
+// per request, summed for reports and budgets), the API keys, the queue of
+// jobs, rate limits, Idempotency-Key records, the response cache, and the
+// stream logs that make streams resumable. LedgerWriter batches ledger rows
+// off the request path.
 //
 // Each backend lives in a subpackage named after what it wraps: store/memory
 // (nothing to set up, nothing kept), store/sqlite (one instance, kept in a
-// file: ledger and keys), store/redis (shared counters, idempotency records
-// and stream logs) and store/postgres (shared ledger and keys). Every backend
-// of an interface passes the one contract suite in store/storetest.
+// file: ledger, keys and jobs), store/redis (shared rate limits,
+// idempotency records, response cache and stream logs) and store/postgres
+// (shared ledger, keys and jobs). Every backend of an interface passes the
+// one contract suite in store/storetest.
 package store
 
 import (

@@ -1,6 +1,8 @@
 // Package redis implements the store interfaces on a Redis server, so that
-// several Sluice instances share their state: for now the stream logs that
-// let a client resume a stream on any instance.
+// several Sluice instances share their state: the stream logs that let a
+// client resume a stream on any instance, rate limits (limit.go),
+// Idempotency-Key records (idempotency.go) and the response cache
+// (cache.go), each file describing its keys.
 //
 // # Layout
 //
