@@ -91,6 +91,8 @@ type Config struct {
 	Contracts []Contract `yaml:"contracts"`
 	// Tiers are the sets of limits API keys are given.
 	Tiers []Tier `yaml:"tiers"`
+	// Tenants are budgets shared by the keys of a tenant.
+	Tenants []Tenant `yaml:"tenants"`
 	// IPLimits limit requests per client address.
 	IPLimits IPLimits `yaml:"ip_limits"`
 	// Auth, when present, requires API keys (unless it sets allow_open)

@@ -109,6 +109,14 @@ type Tier struct {
 	Limits `yaml:",inline"`
 }
 
+// A Tenant is a budget shared by every key of a tenant, on top of each
+// key's own (its tier's).
+type Tenant struct {
+	Name             string  `yaml:"name"`
+	DailyBudgetUSD   float64 `yaml:"daily_budget_usd"`
+	MonthlyBudgetUSD float64 `yaml:"monthly_budget_usd"`
+}
+
 // IPLimits limit requests by client address.
 type IPLimits struct {
 	RPM int64 `yaml:"rpm"`
@@ -197,6 +205,20 @@ func (c *Config) validatePolicies(v *validator) {
 		case "", "closed", "local":
 		default:
 			v.add(fmt.Sprintf("unknown limiter_failure %q (want closed or local)", c.Auth.LimiterFailure), "auth", "limiter_failure")
+		}
+	}
+	tenants := map[string]int{}
+	for i, tn := range c.Tenants {
+		at := []any{"tenants", i}
+		if tn.Name == "" {
+			v.add("required", append(at, "name")...)
+		} else if j, dup := tenants[tn.Name]; dup {
+			v.add(fmt.Sprintf("duplicate tenant name %q (also tenants[%d])", tn.Name, j), append(at, "name")...)
+		} else {
+			tenants[tn.Name] = i
+		}
+		if tn.DailyBudgetUSD < 0 || tn.MonthlyBudgetUSD < 0 {
+			v.add("budgets must not be negative", at...)
 		}
 	}
 	if c.IPLimits.RPM < 0 {

@@ -71,7 +71,11 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 			p.metrics.GuardStoreFailed("limiter")
 		}
 	}})
-	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Report: func(err error) {
+	tenants := map[string]guard.Budget{}
+	for _, tn := range cfg.Tenants {
+		tenants[tn.Name] = guard.Budget{DailyUSD: tn.DailyBudgetUSD, MonthlyUSD: tn.MonthlyBudgetUSD}
+	}
+	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Tenants: tenants, Report: func(err error) {
 		p.logger.Warn("budget ledger unreadable", "error", err)
 		if p.metrics != nil {
 			p.metrics.GuardStoreFailed("budget")
@@ -155,7 +159,7 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 		return nil, nil, err
 	}
 	a.res = res
-	if t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0 {
+	if t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0 || req.Caller.Tenant != "" {
 		cost := g.pricing.Estimate(upstream, adm.PromptTokens, adm.OutputReserve())
 		release, err := g.budgets.Reserve(ctx, who.KeyID, req.Caller.Tenant, cost, t)
 		if err != nil {

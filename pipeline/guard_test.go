@@ -68,3 +68,39 @@ models: [{name: m, targets: [{provider: s, model: m}]}]
 		})
 	}
 }
+
+// TestTenantBudget: two keys of one tenant share the tenant's budget; a
+// key of another tenant does not.
+func TestTenantBudget(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+tenants: [{name: acme, daily_budget_usd: 0.05}]
+tiers: [{name: t}]
+pricing: {m: {input: 1000, output: 1000}}
+providers: [{name: s, type: sim}]
+models: [{name: m, targets: [{provider: s, model: m}]}]
+`), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(context.Background(), cfg, pipeline.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	call := func(key, tenant string) error {
+		req := userRequest("m", "Hello.")
+		req.MaxOutputTokens = 20
+		req.Caller = sluice.Caller{Key: key, Tenant: tenant, Tier: "t"}
+		_, err := p.Complete(context.Background(), req)
+		return err
+	}
+	if err := call("k1", "acme"); err != nil {
+		t.Fatalf("first call of the tenant: %v", err)
+	}
+	if err := call("k2", "acme"); sluice.ErrorCode(err) != sluice.CodeBudgetExceeded {
+		t.Errorf("another key of the spent tenant: %v, want budget_exceeded", err)
+	}
+	if err := call("k3", "other"); err != nil {
+		t.Errorf("a key of another tenant: %v", err)
+	}
+}
