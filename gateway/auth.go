@@ -63,7 +63,7 @@ func authCaller(r *http.Request, c sluice.Caller) sluice.Caller {
 func setCallHeaders(h http.Header, info *pipeline.CallInfo) {
 	info.RateLimits.Set(h)
 	if info.Attempts > 0 {
-		h.Set(AttemptsHeader, strconv.Itoa(info.Attempts))
+		h[AttemptsHeader] = []string{strconv.Itoa(info.Attempts)} // canonical already
 	}
 	if info.CacheHit {
 		h.Set(CacheHeader, "hit")

@@ -43,8 +43,8 @@ func (g *Gateway) handleContract() http.Handler {
 		ctx, stop := g.callContext(r)
 		defer stop()
 		ctx = pipeline.WithCaller(ctx, requestID(r.Context()), g.callerOf(r, sluice.Caller{}))
-		info := &pipeline.CallInfo{}
-		ctx = pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info)
+		info := &pipeline.CallInfo{BodyBytes: len(body)}
+		ctx = pipeline.WithCallInfo(ctx, info)
 		if call.Stream {
 			g.streamContract(ctx, w, r, call.Input, info)
 			return

@@ -109,11 +109,11 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		id := d.idPrefix + requestID(r.Context())
 		created := g.opts.Now().Unix()
 
-		info := &pipeline.CallInfo{}
+		info := &pipeline.CallInfo{BodyBytes: len(body)}
 		if !req.Stream {
 			ctx, stop := g.callContext(r)
 			defer stop()
-			ctx = pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info)
+			ctx = pipeline.WithCallInfo(ctx, info)
 			resp, err := g.p.Complete(ctx, req)
 			setCallHeaders(w.Header(), info)
 			if err != nil {
@@ -205,7 +205,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 			wt.extend(time.Now())
 			enc.Error(e)
 		}
-		s, err := g.p.Stream(pipeline.WithCallInfo(pipeline.WithBodySize(ctx, len(body)), info), req)
+		s, err := g.p.Stream(pipeline.WithCallInfo(ctx, info), req)
 		gate.setHeaders(func(h http.Header) { setCallHeaders(h, info) })
 		if err != nil {
 			if r.Context().Err() != nil && (rs == nil || !rs.created.Load()) {

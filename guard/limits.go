@@ -169,7 +169,7 @@ type check struct {
 // and gives back what was taken from the other limits. Headers are
 // returned either way, to be sent with the answer. When the shared limiter
 // fails, OnFailure decides: overloaded, or this instance's limiter. With
-// no limit to apply, Reserve returns a Reservation whose Settle does
+// no limit to apply, Reserve returns a nil Reservation, whose Settle does
 // nothing.
 func (l *Limits) Reserve(ctx context.Context, who Identity, t Tier, ip Rate, promptTokens, maxOutput int) (*Reservation, Headers, error) {
 	checks := make([]check, 0, 6)
@@ -192,7 +192,7 @@ func (l *Limits) Reserve(ctx context.Context, who Identity, t Tier, ip Rate, pro
 		add("ip:"+who.IP, ip)
 	}
 	if len(checks) == 0 {
-		return &Reservation{limits: l}, Headers{}, nil
+		return nil, Headers{}, nil // nothing to settle: Settle on nil does nothing
 	}
 	limiter := l.local
 	if l.shared != nil {

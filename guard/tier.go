@@ -227,6 +227,20 @@ func (a Admission) Apply(req *sluice.Request) {
 //
 // Admit does not modify req; see Admission.Apply.
 func Admit(req *sluice.Request, model string, t Tier, bodyBytes int) (Admission, error) {
+	return AdmitCounting(req, model, t, bodyBytes, true)
+}
+
+// NeedsCount reports whether admission under t needs the prompt counted:
+// for its prompt limit, its tokens per minute or its budgets.
+func (t Tier) NeedsCount() bool {
+	return t.MaxPromptTokens > 0 || t.TPM > 0 || t.UserTPM > 0 || t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0
+}
+
+// AdmitCounting is Admit, counting the prompt only when count is set (the
+// tier, or a budget or limit beside it, needs the count); uncounted,
+// Admission.PromptTokens is 0. Counting loads the tokenizers' vocabularies
+// on first use (see Preload).
+func AdmitCounting(req *sluice.Request, model string, t Tier, bodyBytes int, count bool) (Admission, error) {
 	if t.MaxBodyBytes > 0 && int64(bodyBytes) > t.MaxBodyBytes {
 		return Admission{}, &sluice.Error{Code: sluice.CodeRequestTooLarge,
 			Message: fmt.Sprintf("The request body has %d bytes; at most %d are allowed.", bodyBytes, t.MaxBodyBytes)}
@@ -258,6 +272,9 @@ func Admit(req *sluice.Request, model string, t Tier, bodyBytes int) (Admission,
 		case req.MaxOutputTokens > lim:
 			a.MaxOutputTokens, a.Clamped = lim, true
 		}
+	}
+	if !count {
+		return a, nil
 	}
 	a.PromptTokens, a.Exact = countPrompt(req, a.Tools, lookupModel(model))
 	if t.MaxPromptTokens > 0 && a.PromptTokens > t.MaxPromptTokens {

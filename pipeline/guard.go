@@ -17,6 +17,7 @@ type guards struct {
 	defaultTier string
 	routes      map[string]guard.Tier // the limits model routes tighten
 	primary     map[string]string     // route → its primary target's upstream model
+	tenants     map[string]bool       // tenants with budgets of their own
 	ip          guard.Rate
 	limits      *guard.Limits
 	budgets     *guard.Budgets
@@ -72,8 +73,12 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 		}
 	}})
 	tenants := map[string]guard.Budget{}
+	g.tenants = map[string]bool{}
 	for _, tn := range cfg.Tenants {
 		tenants[tn.Name] = guard.Budget{DailyUSD: tn.DailyBudgetUSD, MonthlyUSD: tn.MonthlyBudgetUSD}
+		if tn.DailyBudgetUSD > 0 || tn.MonthlyBudgetUSD > 0 {
+			g.tenants[tn.Name] = true
+		}
 	}
 	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Tenants: tenants, Report: func(err error) {
 		p.logger.Warn("budget ledger unreadable", "error", err)
@@ -82,6 +87,25 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 		}
 	}})
 	return g
+}
+
+// counts reports whether some call may need its prompt counted: then the
+// tokenizers are loaded at start rather than by the first such call.
+func (g *guards) counts() bool {
+	if len(g.tenants) > 0 {
+		return true
+	}
+	for _, t := range g.tiers {
+		if t.NeedsCount() {
+			return true
+		}
+	}
+	for _, t := range g.routes {
+		if t.NeedsCount() {
+			return true
+		}
+	}
+	return false
 }
 
 // tier returns the tier a call is held to: its caller's, else the default
@@ -135,14 +159,22 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 	}
 	t := g.tier(req)
 	body, _ := ctx.Value(bodyKey{}).(int)
+	info, _ := ctx.Value(infoKey{}).(*CallInfo)
+	if info != nil && info.BodyBytes > 0 {
+		body = info.BodyBytes
+	}
 	upstream := g.primary[req.Model]
-	adm, err := guard.Admit(req, upstream, t, body)
+	_, tenantBudget := g.tenants[req.Caller.Tenant]
+	count := t.NeedsCount() || g.ip.TPM > 0 || tenantBudget
+	adm, err := guard.AdmitCounting(req, upstream, t, body, count)
 	if err != nil {
 		return nil, nil, err
 	}
-	cp := *req // the caller's request stays as it was
-	req = &cp
-	adm.Apply(req)
+	if adm.Clamped || len(adm.Dropped) > 0 || adm.MaxOutputTokens != req.MaxOutputTokens {
+		cp := *req // the caller's request stays as it was
+		req = &cp
+		adm.Apply(req)
+	}
 	a := &admission{tier: t}
 	who := guard.Identity{KeyID: req.Caller.Key, User: req.Caller.User, Tenant: req.Caller.Tenant, IP: req.Caller.IP}
 	if who.KeyID == "" {
@@ -152,14 +184,14 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 	}
 	res, hdrs, err := g.limits.Reserve(ctx, who, t, g.ip, adm.PromptTokens, adm.OutputReserve())
 	a.Headers = hdrs
-	if info, ok := ctx.Value(infoKey{}).(*CallInfo); ok {
+	if info != nil {
 		info.RateLimits = hdrs
 	}
 	if err != nil {
 		return nil, nil, err
 	}
 	a.res = res
-	if t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0 || req.Caller.Tenant != "" {
+	if t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0 || tenantBudget {
 		cost := g.pricing.Estimate(upstream, adm.PromptTokens, adm.OutputReserve())
 		release, err := g.budgets.Reserve(ctx, who.KeyID, req.Caller.Tenant, cost, t)
 		if err != nil {
@@ -184,7 +216,7 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 
 // settle gives back what the call took beyond what it used.
 func (a *admission) settle(ctx context.Context, rec Record) {
-	if a == nil {
+	if a == nil || (a.res == nil && a.release == nil && a.stream == nil) {
 		return
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -202,6 +234,9 @@ type infoKey struct{}
 // CallInfo is what a caller may learn of its call as soon as its answer
 // starts, for the answer's headers.
 type CallInfo struct {
+	// BodyBytes is the size of the request body the call came in (set by
+	// the caller, for the tiers' max_body_bytes), as WithBodySize gives it.
+	BodyBytes int
 	// RateLimits are the rate limits the call was held to (the
 	// x-ratelimit-* headers); set at admission.
 	RateLimits guard.Headers

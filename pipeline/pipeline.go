@@ -112,6 +112,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	p.auth = guard.NewAuthenticator(p.keys, guard.AuthOptions{})
 	p.keysNeeded = cfg.KeysRequired()
 	p.guards = p.newGuards(cfg)
+	if p.guards.counts() {
+		guard.Preload() // a third of a second, once, rather than on a call
+	}
 	type instance struct {
 		name    string
 		connect config.Duration

@@ -12,8 +12,11 @@ import (
 )
 
 // DefaultMaxLedgerRows bounds the rows a Ledger keeps when
-// LedgerOptions.MaxRows is zero.
-const DefaultMaxLedgerRows = 100_000
+// LedgerOptions.MaxRows is zero: the last few minutes of a busy instance,
+// a few megabytes. Rows hold pointers, so a larger ring is heap the
+// garbage collector scans on every cycle; a ledger that must keep more
+// belongs in SQLite or PostgreSQL.
+const DefaultMaxLedgerRows = 10_000
 
 // LedgerOptions configure a Ledger. The zero value of each field means its
 // default.
