@@ -55,22 +55,24 @@ func adminKey(cfg *config.Config) string {
 	return cfg.Auth.AdminKey.Value()
 }
 
-// openState loads the config at path (or the default) and opens the
-// pipeline over its state, for the commands that read and write keys and
-// the ledger.
-func openState(ctx context.Context, path string, getenv func(string) string) (*pipeline.Pipeline, *config.Config, error) {
-	var cfg *config.Config
-	var err error
+// withState loads the config at path (or the default), opens the pipeline
+// over its state and runs f on it, for the commands that read and write
+// keys and the ledger.
+func withState(ctx context.Context, path string, getenv func(string) string, f func(*pipeline.Pipeline) error) error {
+	cfg := config.Default(getenv)
 	if path != "" {
+		var err error
 		if cfg, err = config.Load(path, getenv); err != nil {
-			return nil, nil, err
+			return err
 		}
-	} else {
-		cfg = config.Default(getenv)
 	}
 	defaultState(cfg)
 	p, err := pipeline.New(ctx, cfg, pipeline.Options{})
-	return p, cfg, err
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return f(p)
 }
 
 func keysCommand(getenv func(string) string, stdout io.Writer) *cobra.Command {
@@ -90,20 +92,17 @@ is printed once, alone on the last line.`,
 		Short: "Create a key; prints it alone on the last line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := openState(cmd.Context(), configPath, getenv)
-			if err != nil {
-				return err
-			}
-			defer p.Close()
-			if !p.HasTier(tier) {
-				return fmt.Errorf("--tier %q: no such tier in the config", tier)
-			}
-			secret, k, err := p.Auth().Create(cmd.Context(), guard.KeySpec{Name: name, Tenant: tenant, Tier: tier, User: user})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "created key %s (tier %s, tenant %q); it is shown only once:\n%s\n", k.ID, k.Tier, k.Tenant, secret)
-			return nil
+			return withState(cmd.Context(), configPath, getenv, func(p *pipeline.Pipeline) error {
+				if !p.HasTier(tier) {
+					return fmt.Errorf("--tier %q: no such tier in the config", tier)
+				}
+				secret, k, err := p.Auth().Create(cmd.Context(), guard.KeySpec{Name: name, Tenant: tenant, Tier: tier, User: user})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "created key %s (tier %s, tenant %q); it is shown only once:\n%s\n", k.ID, k.Tier, k.Tenant, secret)
+				return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&tier, "tier", "", "the key's tier (required)")
@@ -118,34 +117,31 @@ is printed once, alone on the last line.`,
 		Short: "List the keys (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := openState(cmd.Context(), configPath, getenv)
-			if err != nil {
-				return err
-			}
-			defer p.Close()
-			keys, err := p.Auth().List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				views := make([]gateway.KeyView, 0, len(keys))
+			return withState(cmd.Context(), configPath, getenv, func(p *pipeline.Pipeline) error {
+				keys, err := p.Auth().List(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					views := make([]gateway.KeyView, 0, len(keys))
+					for _, k := range keys {
+						views = append(views, gateway.KeyViewOf(k)) // never the hash
+					}
+					enc := json.NewEncoder(stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(map[string]any{"keys": views})
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tTENANT\tTIER\tUSER\tCREATED\tSTATE")
 				for _, k := range keys {
-					views = append(views, gateway.KeyViewOf(k)) // never the hash
+					state := "active"
+					if !k.Disabled.IsZero() {
+						state = "disabled " + k.Disabled.UTC().Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Tenant, k.Tier, k.User, k.Created.UTC().Format(time.RFC3339), state)
 				}
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"keys": views})
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tTENANT\tTIER\tUSER\tCREATED\tSTATE")
-			for _, k := range keys {
-				state := "active"
-				if !k.Disabled.IsZero() {
-					state = "disabled " + k.Disabled.UTC().Format(time.RFC3339)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Tenant, k.Tier, k.User, k.Created.UTC().Format(time.RFC3339), state)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -155,16 +151,13 @@ is printed once, alone on the last line.`,
 		Short: "Disable a key at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := openState(cmd.Context(), configPath, getenv)
-			if err != nil {
-				return err
-			}
-			defer p.Close()
-			if err := p.Auth().Disable(cmd.Context(), args[0]); err != nil {
-				return keyErr(args[0], err)
-			}
-			fmt.Fprintf(stdout, "disabled %s\n", args[0])
-			return nil
+			return withState(cmd.Context(), configPath, getenv, func(p *pipeline.Pipeline) error {
+				if err := p.Auth().Disable(cmd.Context(), args[0]); err != nil {
+					return keyErr(args[0], err)
+				}
+				fmt.Fprintf(stdout, "disabled %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	rotate := &cobra.Command{
@@ -172,17 +165,14 @@ is printed once, alone on the last line.`,
 		Short: "Give a key a new secret (the old one stops working); prints it alone on the last line",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, _, err := openState(cmd.Context(), configPath, getenv)
-			if err != nil {
-				return err
-			}
-			defer p.Close()
-			secret, err := p.Auth().Rotate(cmd.Context(), args[0])
-			if err != nil {
-				return keyErr(args[0], err)
-			}
-			fmt.Fprintf(stdout, "rotated %s; the new key is shown only once:\n%s\n", args[0], secret)
-			return nil
+			return withState(cmd.Context(), configPath, getenv, func(p *pipeline.Pipeline) error {
+				secret, err := p.Auth().Rotate(cmd.Context(), args[0])
+				if err != nil {
+					return keyErr(args[0], err)
+				}
+				fmt.Fprintf(stdout, "rotated %s; the new key is shown only once:\n%s\n", args[0], secret)
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(create, list, disable, rotate)
@@ -212,29 +202,26 @@ GET /admin/usage serves the same as JSON.`,
 				return err
 			}
 			q.KeyID, q.Tenant = key, tenant
-			p, _, err := openState(cmd.Context(), configPath, getenv)
-			if err != nil {
-				return err
-			}
-			defer p.Close()
-			totals, err := p.Ledger().Usage(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			report := gateway.UsageReport(by, totals)
-			if asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(report)
-			}
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, strings.ToUpper(cmp(by, "all"))+"\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHED\tREASONING\tCOST USD\t")
-			rows := append(report["groups"].([]gateway.UsageRow), report["total"].(gateway.UsageRow))
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t\n", cmp(r.Group, "-"), r.Requests, r.Errors,
-					r.InputTokens, r.OutputTokens, r.CachedTokens, r.ReasoningTokens, r.CostUSD)
-			}
-			return tw.Flush()
+			return withState(cmd.Context(), configPath, getenv, func(p *pipeline.Pipeline) error {
+				totals, err := p.Ledger().Usage(cmd.Context(), q)
+				if err != nil {
+					return err
+				}
+				report := gateway.UsageReport(by, totals)
+				if asJSON {
+					enc := json.NewEncoder(stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(report)
+				}
+				tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+				fmt.Fprintln(tw, strings.ToUpper(cmp(by, "all"))+"\tREQUESTS\tERRORS\tINPUT\tOUTPUT\tCACHED\tREASONING\tCOST USD\t")
+				rows := append(report["groups"].([]gateway.UsageRow), report["total"].(gateway.UsageRow))
+				for _, r := range rows {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.6f\t\n", cmp(r.Group, "-"), r.Requests, r.Errors,
+						r.InputTokens, r.OutputTokens, r.CachedTokens, r.ReasoningTokens, r.CostUSD)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	f := cmd.Flags()
