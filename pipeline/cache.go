@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/config"
+	"github.com/sluice-gw/sluice/router"
 )
 
 // A cachePolicy is a model route's response cache.
@@ -103,7 +104,7 @@ func (p *Pipeline) completeCached(ctx context.Context, cp *cachePolicy, req *slu
 		p.keep(ctx, cp, key, resp)
 		return resp, nil
 	}
-	if !upstreamDown(ctx, err) {
+	if !router.UpstreamFailed(ctx, err) {
 		return nil, err
 	}
 	if hit := p.cached(ctx, key); hit != nil {
@@ -129,7 +130,7 @@ const DefaultRetryAfter = time.Second
 // Retry-After: the client gets a clear "try again" rather than an error
 // that looks final.
 func degraded(ctx context.Context, err error) error {
-	if !upstreamDown(ctx, err) {
+	if !router.UpstreamFailed(ctx, err) {
 		return err
 	}
 	e := sluice.AsError(err)
@@ -139,17 +140,4 @@ func degraded(ctx context.Context, err error) error {
 	cp := *e
 	cp.RetryAfter = DefaultRetryAfter
 	return &cp
-}
-
-// upstreamDown reports whether err says the upstream could not answer (as
-// opposed to the client's own mistake, or its leaving).
-func upstreamDown(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	switch sluice.ErrorCode(err) {
-	case sluice.CodeUpstreamError, sluice.CodeUpstreamUnavailable, sluice.CodeUpstreamTimeout, sluice.CodeOverloaded, sluice.CodeRateLimited:
-		return true
-	}
-	return false
 }

@@ -126,14 +126,6 @@ func (g *guards) tier(req *sluice.Request) guard.Tier {
 // are not required) are limited and budgeted together.
 const AnonymousKey = "anonymous"
 
-type bodyKey struct{}
-
-// WithBodySize returns a context whose calls know the size of the request
-// body they came in, for the tiers' max_body_bytes.
-func WithBodySize(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, bodyKey{}, n)
-}
-
 // An admission is what a call took at admission, to give back or settle
 // when it ends.
 type admission struct {
@@ -158,9 +150,9 @@ func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Requ
 		}
 	}
 	t := g.tier(req)
-	body, _ := ctx.Value(bodyKey{}).(int)
 	info, _ := ctx.Value(infoKey{}).(*CallInfo)
-	if info != nil && info.BodyBytes > 0 {
+	body := 0
+	if info != nil {
 		body = info.BodyBytes
 	}
 	upstream := g.primary[req.Model]
@@ -235,7 +227,7 @@ type infoKey struct{}
 // starts, for the answer's headers.
 type CallInfo struct {
 	// BodyBytes is the size of the request body the call came in (set by
-	// the caller, for the tiers' max_body_bytes), as WithBodySize gives it.
+	// the caller, for the tiers' max_body_bytes; 0 when unknown).
 	BodyBytes int
 	// RateLimits are the rate limits the call was held to (the
 	// x-ratelimit-* headers); set at admission.

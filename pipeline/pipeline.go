@@ -353,7 +353,6 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	out := *resp // the provider's response may be shared (caches, replays)
 	out.Model = req.Model
 	rec.Usage = out.Usage
-	out.Message.Parts = append([]sluice.Part(nil), out.Message.Parts...)
 	if err := p.newToolGate(req, rec.adm.tier).message(&out.Message); err != nil {
 		rec.Err = err
 		p.record(ctx, rec)

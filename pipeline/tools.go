@@ -75,7 +75,7 @@ func (g *toolGate) message(m *sluice.Message) error {
 	if g == nil {
 		return nil
 	}
-	kept := m.Parts[:0:0]
+	kept := m.Parts[:0:0] // a new array: m's parts may be shared (caches, replays)
 	dropped := false
 	for _, part := range m.Parts {
 		if part.Type == sluice.PartToolCall {

@@ -639,6 +639,12 @@ func targetRequest(req *sluice.Request, t Target) *sluice.Request {
 
 // fallback reports whether a failure before the first byte should move on to
 // the next target: the upstream's failures do, the client's do not.
+// UpstreamFailed reports whether err, the failure of a call, is the
+// upstream's (one another target, a cached answer or a later try may cure)
+// rather than the client's own mistake or its leaving: the failures the
+// router falls back on.
+func UpstreamFailed(ctx context.Context, err error) bool { return fallback(ctx, err) }
+
 func fallback(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
