@@ -151,6 +151,18 @@ type BudgetOptions struct {
 	Report func(error)
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// OnSpend, when set, is called after a request's cost is charged to
+	// an account with a budget, outside its lock: for the budget gauges.
+	OnSpend func(Spend)
+}
+
+// A Spend is an account's spend after a request was charged to it.
+type Spend struct {
+	// Scope is "key" or "tenant"; Name the key's tier or the tenant.
+	Scope, Name string
+	// DayUSD and MonthUSD are the account's spend this UTC day and month.
+	DayUSD, MonthUSD float64
+	Budget           Budget
 }
 
 // Budgets keeps each key's and tenant's spend of the current UTC day and
@@ -209,15 +221,16 @@ func (b *Budgets) Reserve(ctx context.Context, keyID, tenant string, estimatedCo
 	type scope struct {
 		name, keyID, tenant string
 		budget              Budget
+		label               string // the tier or the tenant
 	}
 	var scopes [2]scope
 	n := 0
 	if keyID != "" && (t.DailyBudgetUSD > 0 || t.MonthlyBudgetUSD > 0) {
-		scopes[n] = scope{"key", keyID, "", Budget{t.DailyBudgetUSD, t.MonthlyBudgetUSD}}
+		scopes[n] = scope{"key", keyID, "", Budget{t.DailyBudgetUSD, t.MonthlyBudgetUSD}, t.Name}
 		n++
 	}
 	if tb := b.opts.Tenants[tenant]; tenant != "" && (tb.DailyUSD > 0 || tb.MonthlyUSD > 0) {
-		scopes[n] = scope{"tenant", "", tenant, tb}
+		scopes[n] = scope{"tenant", "", tenant, tb, tenant}
 		n++
 	}
 	if n == 0 {
@@ -243,8 +256,12 @@ func (b *Budgets) Reserve(ctx context.Context, keyID, tenant string, estimatedCo
 	var once sync.Once
 	return func(actual float64) {
 		once.Do(func() {
-			for _, h := range holds[:n] {
-				h.acc.release(h, max(actual, 0), true)
+			for i, h := range holds[:n] {
+				day, month := h.acc.release(h, max(actual, 0), true)
+				if b.opts.OnSpend != nil {
+					s := scopes[i]
+					b.opts.OnSpend(Spend{Scope: s.name, Name: s.label, DayUSD: day, MonthUSD: month, Budget: s.budget})
+				}
 			}
 		})
 	}, nil
@@ -356,14 +373,19 @@ func budgetError(period, scope string, limit, used float64, renew time.Duration)
 	if used < limit {
 		msg = fmt.Sprintf("This request could cost more than is left of the %s budget of this %s ($%.2f); lower max_tokens or try later.", period, scope, limit)
 	}
-	return &sluice.Error{Code: sluice.CodeBudgetExceeded, Message: msg, RetryAfter: renew}
+	refusal := RefusedDailyBudget
+	if period == "monthly" {
+		refusal = RefusedMonthlyBudget
+	}
+	return &sluice.Error{Code: sluice.CodeBudgetExceeded, Message: msg, RetryAfter: renew, Err: refusal}
 }
 
 // release takes hold h off the account and, when spent, adds actual.
 // Amounts held on a day or month that has since ended are gone with it.
-func (a *account) release(h hold, actual float64, spent bool) {
+func (a *account) release(h hold, actual float64, spent bool) (day, month float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+
 	if a.day == h.day {
 		a.dayHeld = max(a.dayHeld-h.amount, 0)
 		if spent {
@@ -376,4 +398,5 @@ func (a *account) release(h hold, actual float64, spent bool) {
 			a.monthSpent += actual
 		}
 	}
+	return a.daySpent, a.monthSpent
 }

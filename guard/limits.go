@@ -153,6 +153,7 @@ type taken struct {
 // check is one limit Reserve takes from.
 type check struct {
 	key    string
+	name   Refusal // rpm, tpm, user_rpm, ...
 	limit  store.Limit
 	n      int64
 	tokens bool
@@ -174,22 +175,22 @@ type check struct {
 func (l *Limits) Reserve(ctx context.Context, who Identity, t Tier, ip Rate, promptTokens, maxOutput int) (*Reservation, Headers, error) {
 	checks := make([]check, 0, 6)
 	tokens := int64(max(promptTokens, 0) + max(maxOutput, 0))
-	add := func(prefix string, r Rate) {
+	add := func(prefix string, rpm, tpm Refusal, r Rate) {
 		if r.RPM > 0 {
-			checks = append(checks, check{key: prefix + ":rpm", limit: requestsPerMinute(r.RPM), n: 1})
+			checks = append(checks, check{key: prefix + ":rpm", name: rpm, limit: requestsPerMinute(r.RPM), n: 1})
 		}
 		if r.TPM > 0 {
-			checks = append(checks, check{key: prefix + ":tpm", limit: perMinute(r.TPM), n: min(tokens, r.TPM), tokens: true})
+			checks = append(checks, check{key: prefix + ":tpm", name: tpm, limit: perMinute(r.TPM), n: min(tokens, r.TPM), tokens: true})
 		}
 	}
 	if who.KeyID != "" {
-		add("key:"+who.KeyID, Rate{t.RPM, t.TPM})
+		add("key:"+who.KeyID, RefusedRPM, RefusedTPM, Rate{t.RPM, t.TPM})
 	}
 	if who.User != "" {
-		add("user:"+url.PathEscape(who.Tenant)+":"+url.PathEscape(who.User), Rate{t.UserRPM, t.UserTPM})
+		add("user:"+url.PathEscape(who.Tenant)+":"+url.PathEscape(who.User), RefusedUserRPM, RefusedUserTPM, Rate{t.UserRPM, t.UserTPM})
 	}
 	if who.IP != "" {
-		add("ip:"+who.IP, ip)
+		add("ip:"+who.IP, RefusedIPRPM, RefusedIPTPM, ip)
 	}
 	if len(checks) == 0 {
 		return nil, Headers{}, nil // nothing to settle: Settle on nil does nothing
@@ -208,7 +209,7 @@ func (l *Limits) Reserve(ctx context.Context, who Identity, t Tier, ip Rate, pro
 	l.report(err)
 	if l.opts.OnFailure != LimiterLocal {
 		return nil, Headers{}, &sluice.Error{Code: sluice.CodeOverloaded, Message: sluice.CodeOverloaded.DefaultMessage(),
-			RetryAfter: time.Second, Err: err}
+			RetryAfter: time.Second, Err: fmt.Errorf("%w: %w", RefusedLimiterDown, err)}
 	}
 	return l.take(ctx, l.local, checks)
 }
@@ -253,7 +254,7 @@ func (l *Limits) take(ctx context.Context, limiter store.Limiter, checks []check
 				what = "tokens"
 			}
 			wait := max(d.RetryAfter, time.Millisecond)
-			return nil, h, &sluice.Error{Code: sluice.CodeRateLimited, RetryAfter: wait,
+			return nil, h, &sluice.Error{Code: sluice.CodeRateLimited, RetryAfter: wait, Err: c.name,
 				Message: fmt.Sprintf("Rate limit of %d %s per minute reached; try again in %s.", c.limit.Rate, what, retryString(wait))}
 		}
 		if c.tokens {
@@ -329,7 +330,7 @@ func (s *Streams) Acquire(keyID string, limit int) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.open[keyID] >= limit {
-		return nil, &sluice.Error{Code: sluice.CodeRateLimited, RetryAfter: time.Second,
+		return nil, &sluice.Error{Code: sluice.CodeRateLimited, RetryAfter: time.Second, Err: RefusedStreams,
 			Message: fmt.Sprintf("This key has %d streams open, the most it may; try again when one ends.", limit)}
 	}
 	if s.open == nil {

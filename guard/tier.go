@@ -242,15 +242,15 @@ func (t Tier) NeedsCount() bool {
 // on first use (see Preload).
 func AdmitCounting(req *sluice.Request, model string, t Tier, bodyBytes int, count bool) (Admission, error) {
 	if t.MaxBodyBytes > 0 && int64(bodyBytes) > t.MaxBodyBytes {
-		return Admission{}, &sluice.Error{Code: sluice.CodeRequestTooLarge,
+		return Admission{}, &sluice.Error{Code: sluice.CodeRequestTooLarge, Err: RefusedBodySize,
 			Message: fmt.Sprintf("The request body has %d bytes; at most %d are allowed.", bodyBytes, t.MaxBodyBytes)}
 	}
 	if n := countMessages(req); t.MaxMessages > 0 && n > t.MaxMessages {
-		return Admission{}, &sluice.Error{Code: sluice.CodeRequestTooLarge, Param: "messages",
+		return Admission{}, &sluice.Error{Code: sluice.CodeRequestTooLarge, Param: "messages", Err: RefusedMessages,
 			Message: fmt.Sprintf("The request has %d messages; at most %d are allowed.", n, t.MaxMessages)}
 	}
 	if !t.AllowsModel(req.Model) {
-		return Admission{}, &sluice.Error{Code: sluice.CodePermissionDenied, Param: "model",
+		return Admission{}, &sluice.Error{Code: sluice.CodePermissionDenied, Param: "model", Err: RefusedModel,
 			Message: fmt.Sprintf("This key may not use the model %q.", req.Model)}
 	}
 	a := Admission{Tools: req.Tools}
@@ -267,7 +267,7 @@ func AdmitCounting(req *sluice.Request, model string, t Tier, bodyBytes int, cou
 		case req.MaxOutputTokens <= 0:
 			a.MaxOutputTokens = lim
 		case req.MaxOutputTokens > lim && t.MaxOutputPolicy == OutputRefuse:
-			return Admission{}, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "max_tokens",
+			return Admission{}, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "max_tokens", Err: RefusedOutputTokens,
 				Message: fmt.Sprintf("max_tokens is %d; at most %d is allowed.", req.MaxOutputTokens, lim)}
 		case req.MaxOutputTokens > lim:
 			a.MaxOutputTokens, a.Clamped = lim, true
@@ -282,7 +282,7 @@ func AdmitCounting(req *sluice.Request, model string, t Tier, bodyBytes int, cou
 		if !a.Exact {
 			about = "about "
 		}
-		return Admission{}, &sluice.Error{Code: sluice.CodePromptTooLong, Param: "messages",
+		return Admission{}, &sluice.Error{Code: sluice.CodePromptTooLong, Param: "messages", Err: RefusedPromptTokens,
 			Message: fmt.Sprintf("The prompt has %s%d tokens; at most %d are allowed.", about, a.PromptTokens, t.MaxPromptTokens)}
 	}
 	return a, nil
@@ -306,7 +306,7 @@ func allowTools(req *sluice.Request, t Tier) (tools []sluice.Tool, dropped []str
 			continue
 		}
 		if t.ToolPolicy != ToolDrop {
-			return nil, nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "tools",
+			return nil, nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "tools", Err: RefusedTools,
 				Message: fmt.Sprintf("The tool %q is not allowed on this route.", name)}
 		}
 		dropped = append(dropped, name)
@@ -320,11 +320,11 @@ func allowTools(req *sluice.Request, t Tier) (tools []sluice.Tool, dropped []str
 		}
 	}
 	if req.ToolChoice.Mode == sluice.ToolChoiceTool && !matchName(t.Tools, req.ToolChoice.Name) {
-		return nil, nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "tool_choice",
+		return nil, nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "tool_choice", Err: RefusedTools,
 			Message: fmt.Sprintf("The tool %q is not allowed on this route.", req.ToolChoice.Name)}
 	}
 	if req.ToolChoice.Mode == sluice.ToolChoiceRequired && len(tools) == 0 && len(req.Tools) > 0 {
-		return nil, nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "tool_choice",
+		return nil, nil, &sluice.Error{Code: sluice.CodeInvalidRequest, Param: "tool_choice", Err: RefusedTools,
 			Message: "tool_choice requires a tool call, and none of the tools offered is allowed on this route."}
 	}
 	return tools, dropped, nil
