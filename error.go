@@ -99,7 +99,10 @@ type Error struct {
 	// only for a route that opted in (expose_raw_output); the dialects
 	// render it beside the details.
 	Output string
-	Err    error
+	// RequestID is the id of the request that failed, for the client to
+	// quote to support; the dialects render it beside the error.
+	RequestID string
+	Err       error
 }
 
 // An ErrorDetail is one client-safe specific of an Error: a location (a
@@ -107,6 +110,20 @@ type Error struct {
 type ErrorDetail struct {
 	Path   string
 	Reason string
+}
+
+// RequestIDHeader is the response header that carries a request's id.
+const RequestIDHeader = "Sluice-Request-Id"
+
+// WithRequestID returns e carrying request id id: e itself when it has
+// an id already or id is empty, else a copy (e may be shared).
+func WithRequestID(e *Error, id string) *Error {
+	if e == nil || e.RequestID != "" || id == "" {
+		return e
+	}
+	cp := *e
+	cp.RequestID = id
+	return &cp
 }
 
 // NewError returns an *Error with code c and a client-safe message. The message

@@ -79,7 +79,8 @@ func clientError(err *sluice.Error) (typ, msg string) {
 	return ErrorType(err.Code), msg
 }
 
-// appendError appends the dialect's error object for err.
+// appendError appends the dialect's error object for err, with its request
+// id beside it when there is one.
 func appendError(b []byte, err *sluice.Error) []byte {
 	typ, msg := clientError(err)
 	b = append(b, `{"type":"error","error":{"type":`...)
@@ -89,7 +90,13 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	if err != nil {
 		b = jsonw.AppendErrorDetails(b, err) // Sluice's extension
 	}
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if err != nil && err.RequestID != "" {
+		// Where Anthropic's API puts its own request id.
+		b = append(b, `,"request_id":`...)
+		b = appendString(b, err.RequestID)
+	}
+	return append(b, '}')
 }
 
 // MarshalError returns the body of an error answer:
@@ -101,18 +108,19 @@ func MarshalError(err *sluice.Error) []byte {
 
 // WriteError writes err as an error answer: status err.Code.HTTPStatus(), a
 // Retry-After header in whole seconds rounded up when err.RetryAfter is set,
-// and the MarshalError body.
+// and the MarshalError body. An err without a RequestID takes the one in
+// the response's Sluice-Request-Id header, if set.
 func WriteError(w http.ResponseWriter, err *sluice.Error) {
-	status := sluice.CodeInternal.HTTPStatus()
-	if err != nil {
-		status = err.Code.HTTPStatus()
-		if err.RetryAfter > 0 {
-			secs := (err.RetryAfter + time.Second - 1) / time.Second
-			w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
-		}
+	if err == nil {
+		err = sluice.WrapError(sluice.CodeInternal, nil)
+	}
+	err = sluice.WithRequestID(err, w.Header().Get(sluice.RequestIDHeader))
+	if err.RetryAfter > 0 {
+		secs := (err.RetryAfter + time.Second - 1) / time.Second
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(err.Code.HTTPStatus())
 	w.Write(MarshalError(err))
 }
 

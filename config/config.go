@@ -102,9 +102,19 @@ type Config struct {
 	// Pricing overrides and extends the built-in price table, by upstream
 	// model name.
 	Pricing map[string]Price `yaml:"pricing"`
+	// Metrics says where GET /metrics is served.
+	Metrics Metrics `yaml:"metrics"`
 	// Simulated reports whether Default fell back to the simulator because no
 	// API key was set. It is never read from the file.
 	Simulated bool `yaml:"-"`
+}
+
+// Metrics says where the Prometheus metrics are served.
+type Metrics struct {
+	// Listen is a separate host:port serving GET /metrics (and
+	// /healthz), such as an admin network's address; empty: /metrics is
+	// on the main listener.
+	Listen string `yaml:"listen"`
 }
 
 // Provider is one upstream API.
@@ -265,6 +275,10 @@ type Model struct {
 	// ExposeRawOutput includes the model's raw answer in a schema_violation
 	// error, for routes whose clients may see it.
 	ExposeRawOutput bool `yaml:"expose_raw_output"`
+	// LogContent logs the prompts and answers of the route's calls in the
+	// request log line, with secret-looking strings redacted. Off, they
+	// are never logged.
+	LogContent bool `yaml:"log_content"`
 }
 
 // A Contract is a named structured call: an input goes to a model route
@@ -677,6 +691,11 @@ func (c *Config) Validate() error {
 	if c.Listen != "" {
 		if msg := checkHostPort(c.Listen); msg != "" {
 			v.add(msg, "listen")
+		}
+	}
+	if c.Metrics.Listen != "" {
+		if msg := checkHostPort(c.Metrics.Listen); msg != "" {
+			v.add(msg, "metrics", "listen")
 		}
 	}
 	if c.DrainTimeout < 0 {

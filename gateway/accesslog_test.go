@@ -58,7 +58,7 @@ models:
 		for _, l := range strings.Split(logs.String(), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request" {
-				lines[m["model"].(string)] = m
+				lines[m["route"].(string)] = m
 			}
 		}
 		return len(lines) == 2

@@ -26,6 +26,7 @@ type contractCall struct {
 // send anthropic-version).
 func (g *Gateway) handleContract() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := time.Now()
 		body, err := g.readBody(w, r)
 		if err != nil {
 			g.refused(r, err)
@@ -43,7 +44,7 @@ func (g *Gateway) handleContract() http.Handler {
 		ctx, stop := g.callContext(r)
 		defer stop()
 		ctx = pipeline.WithCaller(ctx, requestID(r.Context()), g.callerOf(r, sluice.Caller{}))
-		info := &pipeline.CallInfo{BodyBytes: len(body)}
+		info := &pipeline.CallInfo{BodyBytes: len(body), Dialect: "sluice", Received: received}
 		ctx = pipeline.WithCallInfo(ctx, info)
 		if call.Stream {
 			g.streamContract(ctx, w, r, call.Input, info)
@@ -126,7 +127,7 @@ func (g *Gateway) streamContract(ctx context.Context, w http.ResponseWriter, r *
 			g.logError(r, "contract stream ended with an error", e)
 			markFailed(r.Context()) // an answer that broke off is not replayed
 			wt.extend(time.Now())
-			sw.WriteEvent("error", openai.MarshalError(e))
+			sw.WriteEvent("error", openai.MarshalError(sluice.WithRequestID(e, requestID(r.Context()))))
 			return
 		}
 		if ev.Type != sluice.EventText {

@@ -571,23 +571,38 @@ func checkFaultError(t *testing.T, client, data string, code sluice.Code) {
 	} else if msg != code.DefaultMessage() {
 		t.Errorf("error message %q, want %q", msg, code.DefaultMessage())
 	}
+	// Beside the error: the request's id, for support to find its log
+	// line.
+	var id string
+	if err := json.Unmarshal(top["request_id"], &id); err != nil || !plainID(id) {
+		t.Errorf("error %s: want a request_id beside the error", data)
+	}
 	switch client {
 	case dialectOpenAI:
-		if len(top) != 1 {
-			t.Errorf("error %s: want only the error field", data)
+		if len(top) != 2 {
+			t.Errorf("error %s: want only the error and request_id fields", data)
 		}
 		if len(inner) != 4+fields || inner["type"] != faultOpenAITypes[code] || inner["code"] != string(code) ||
 			!hasNull(inner, "param") {
 			t.Errorf("error %s: want {message, type %q, param null, code %q}", data, faultOpenAITypes[code], code)
 		}
 	case dialectAnthropic:
-		if len(top) != 2 || string(top["type"]) != `"error"` {
-			t.Errorf("error %s: want type error and the error object only", data)
+		if len(top) != 3 || string(top["type"]) != `"error"` {
+			t.Errorf("error %s: want type error, the error object and request_id only", data)
 		}
 		if len(inner) != 2+fields || inner["type"] != faultAnthropicTypes[code] {
 			t.Errorf("error %s: want {type %q, message}", data, faultAnthropicTypes[code])
 		}
 	}
+}
+
+// plainID reports whether s looks like a request id: 1 to 64 letters,
+// digits, dashes and underscores.
+func plainID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
 }
 
 // hasNull reports whether m has key with the value null.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/pipeline"
+	"github.com/sluice-gw/sluice/telemetry"
 )
 
 // Options configure a Gateway. The zero value of each field means its
@@ -62,6 +63,9 @@ type Options struct {
 	// Metrics serves GET /metrics (a Prometheus handler over the registry
 	// the pipeline's metrics are on); nil: no metrics endpoint.
 	Metrics http.Handler
+	// Tracing, when set, continues a client's trace (W3C traceparent) in
+	// the call's span; the pipeline's Options.Tracing makes the spans.
+	Tracing *telemetry.Tracing
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }

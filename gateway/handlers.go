@@ -90,6 +90,7 @@ func (g *Gateway) handleMessages() http.Handler        { return g.handleChat(&an
 // answer as JSON or as a stream flushed per event.
 func (g *Gateway) handleChat(d *dialect) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := time.Now()
 		// The body is read whole before anything is written: flushing
 		// response headers while the request body is still being read can cut
 		// streams under load.
@@ -109,7 +110,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		id := d.idPrefix + requestID(r.Context())
 		created := g.opts.Now().Unix()
 
-		info := &pipeline.CallInfo{BodyBytes: len(body)}
+		info := &pipeline.CallInfo{BodyBytes: len(body), Dialect: d.name, Received: received}
 		if !req.Stream {
 			ctx, stop := g.callContext(r)
 			defer stop()
@@ -195,6 +196,7 @@ func (g *Gateway) handleChat(d *dialect) http.Handler {
 		// fail ends the call with e: a plain error answer if the stream has
 		// not started, else a final error event.
 		fail := func(e *sluice.Error) {
+			e = sluice.WithRequestID(e, requestID(r.Context()))
 			if gate.fail(func() { d.writeError(w, e) }) {
 				return
 			}
@@ -455,7 +457,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 func (g *Gateway) clientError(r *http.Request, err error) *sluice.Error {
 	e := sluice.AsError(err)
 	if g.aborted() {
-		e = &sluice.Error{Code: sluice.CodeOverloaded, Message: "The gateway is shutting down; try again.", Err: err}
+		e = &sluice.Error{Code: sluice.CodeOverloaded, Message: "The gateway is shutting down; try again.", RetryAfter: time.Second, Err: err}
 	}
 	if r.Context().Err() != nil {
 		return e // the client left: nobody reads the answer, and it is not our failure

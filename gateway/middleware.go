@@ -21,16 +21,19 @@ func requestID(ctx context.Context) string {
 }
 
 // withRequestID gives each request an id: the client's X-Request-Id when it is
-// short and plain, a new one otherwise. The id is echoed in X-Request-Id (and
-// request-id, which Anthropic's SDKs read).
+// short and plain, a new one otherwise. The id is echoed in Sluice-Request-Id,
+// X-Request-Id and request-id (which Anthropic's SDKs read), and error
+// bodies carry it (request_id).
 func (g *Gateway) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
 		if !plainID(id) {
 			id = newID(12)
 		}
-		w.Header().Set("X-Request-Id", id)
-		w.Header().Set("Request-Id", id)
+		h := w.Header()
+		h.Set(sluice.RequestIDHeader, id)
+		h.Set("X-Request-Id", id)
+		h.Set("Request-Id", id)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
 }
@@ -76,7 +79,11 @@ func (g *Gateway) withRecovery(next http.Handler) http.Handler {
 	})
 }
 
-// withAccessLog logs one line per request.
+// withAccessLog logs one line per request: who (the key's id, never the
+// key), what (route, model, provider), how it ended (status, error code),
+// what it used (tokens, cost) and how long it took (latency, time to first
+// token, attempts). Prompts and answers appear only for a route that logs
+// content, redacted by the pipeline.
 func (g *Gateway) withAccessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.logger.Enabled(r.Context(), slog.LevelInfo) {
@@ -97,29 +104,84 @@ func (g *Gateway) withAccessLog(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		attrs := []slog.Attr{
+		attrs := make([]slog.Attr, 0, 24)
+		attrs = append(attrs,
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", status), slog.Int64("bytes", rw.bytes),
-			slog.Duration("duration", time.Since(start)),
-		}
+			slog.Float64("latency_ms", ms(time.Since(start))),
+		)
 		if rec != nil {
-			attrs = append(attrs, slog.String("model", rec.Model), slog.String("provider", rec.Provider),
-				slog.Int("attempts", rec.Attempts),
-				slog.Int("input_tokens", rec.Usage.InputTokens), slog.Int("output_tokens", rec.Usage.OutputTokens))
-			if rec.Estimated {
-				attrs = append(attrs, slog.Bool("output_estimated", true))
-			}
-			if rec.Failovers > 0 {
-				attrs = append(attrs, slog.Int("failovers", rec.Failovers))
-			}
-			if rec.ParseFailures+rec.SchemaFailures > 0 {
-				attrs = append(attrs, slog.Int("parse_failures", rec.ParseFailures),
-					slog.Int("schema_failures", rec.SchemaFailures), slog.Int("repairs", rec.Repairs),
-					slog.Bool("repaired", rec.Repaired))
-			}
+			attrs = recordAttrs(attrs, rec)
 		}
 		g.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	})
+}
+
+// recordAttrs appends the log attributes of a call's record.
+func recordAttrs(attrs []slog.Attr, rec *pipeline.Record) []slog.Attr {
+	if rec.Caller.Key != "" {
+		attrs = append(attrs, slog.String("key_id", rec.Caller.Key))
+	}
+	if rec.Caller.Tenant != "" {
+		attrs = append(attrs, slog.String("tenant", rec.Caller.Tenant))
+	}
+	route := rec.Model
+	if rec.Contract != "" {
+		route = rec.Contract
+		attrs = append(attrs, slog.String("contract", rec.Contract))
+	}
+	attrs = append(attrs, slog.String("route", route), slog.String("model", rec.UpstreamModel),
+		slog.String("provider", rec.Provider), slog.Bool("stream", rec.Stream))
+	if rec.Err != nil {
+		attrs = append(attrs, slog.String("error_code", string(sluice.ErrorCode(rec.Err))))
+	}
+	attrs = append(attrs,
+		slog.Int("input_tokens", rec.Usage.InputTokens), slog.Int("output_tokens", rec.Usage.OutputTokens),
+		slog.Float64("cost_usd", rec.Cost), slog.Int("attempts", rec.Attempts))
+	if rec.TTFT > 0 {
+		attrs = append(attrs, slog.Float64("ttft_ms", ms(rec.TTFT)))
+	}
+	if rec.Estimated {
+		attrs = append(attrs, slog.Bool("output_estimated", true))
+	}
+	for _, n := range [...]struct {
+		key string
+		n   int
+	}{{"retries", rec.Retries}, {"fallbacks", rec.Fallbacks}, {"hedges", rec.Hedges}, {"failovers", rec.Failovers}} {
+		if n.n > 0 {
+			attrs = append(attrs, slog.Int(n.key, n.n))
+		}
+	}
+	if rec.ParseFailures+rec.SchemaFailures > 0 {
+		attrs = append(attrs, slog.Int("parse_failures", rec.ParseFailures),
+			slog.Int("schema_failures", rec.SchemaFailures), slog.Int("repairs", rec.Repairs),
+			slog.Bool("repaired", rec.Repaired))
+	}
+	if rec.Prompt != "" {
+		attrs = append(attrs, slog.String("prompt", rec.Prompt))
+	}
+	if rec.Completion != "" {
+		attrs = append(attrs, slog.String("completion", rec.Completion))
+	}
+	return attrs
+}
+
+// ms returns d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// withTrace continues the client's trace (W3C traceparent) in the
+// request's context, for the call's span.
+func (g *Gateway) withTrace(next http.Handler) http.Handler {
+	if g.opts.Tracing == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Traceparent") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(g.opts.Tracing.Extract(r.Context(), r.Header)))
 	})
 }
 

@@ -277,7 +277,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, r *http.Request, id string,
 			}
 			g.logError(r, "resumed stream ended early", e)
 			wt.extend(time.Now())
-			d.encoder(gate.sw, "", "", 0, streamOptions{}).Error(e)
+			d.encoder(gate.sw, "", "", 0, streamOptions{}).Error(sluice.WithRequestID(e, requestID(r.Context())))
 			return
 		}
 		now := time.Now()

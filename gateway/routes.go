@@ -25,5 +25,5 @@ func (g *Gateway) routes() http.Handler {
 	mux.Handle("GET /healthz", g.handleHealthz())
 	mux.Handle("GET /readyz", g.handleReadyz())
 	mux.Handle("/", g.handleNotFound())
-	return g.withRequestID(g.withRecovery(g.withAccessLog(mux)))
+	return g.withRequestID(g.withTrace(g.withRecovery(g.withAccessLog(mux))))
 }

@@ -157,7 +157,8 @@ func errorType(c sluice.Code) string {
 
 // appendError appends {"error":{"message","type","param","code"}}: the
 // client-safe message, the OpenAI error type of the code, the parameter (or
-// null) and the Sluice code itself. The cause is never written.
+// null) and the Sluice code itself, and beside it the request id when
+// there is one ("request_id"). The cause is never written.
 func appendError(b []byte, err *sluice.Error) []byte {
 	code := err.Code
 	if code == "" {
@@ -180,7 +181,12 @@ func appendError(b []byte, err *sluice.Error) []byte {
 	b = append(b, `,"code":`...)
 	b = appendString(b, string(code))
 	b = jsonw.AppendErrorDetails(b, err)
-	return append(b, "}}"...)
+	b = append(b, '}')
+	if err.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendString(b, err.RequestID)
+	}
+	return append(b, '}')
 }
 
 // MarshalError encodes err as an OpenAI error body:
@@ -197,12 +203,14 @@ func MarshalError(err *sluice.Error) []byte {
 
 // WriteError writes err as an OpenAI error response: status from the code, a
 // Retry-After header in whole seconds (rounded up) when err.RetryAfter is set,
-// and the MarshalError body.
+// and the MarshalError body. An err without a RequestID takes the one in
+// the response's Sluice-Request-Id header, if set.
 func WriteError(w http.ResponseWriter, err *sluice.Error) {
 	if err == nil {
 		err = sluice.WrapError(sluice.CodeInternal, nil)
 	}
 	h := w.Header()
+	err = sluice.WithRequestID(err, h.Get(sluice.RequestIDHeader))
 	h.Set("Content-Type", "application/json")
 	if err.RetryAfter > 0 {
 		secs := (err.RetryAfter + time.Second - 1) / time.Second

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strings"
 	"text/template"
-	"time"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/config"
@@ -84,8 +83,8 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 	if c.cfg.RepairAttempts != nil {
 		repairs = *c.cfg.RepairAttempts
 	}
-	ctx = track(withContract(ctx, name))
-	rec := newRecord(ctx, req, time.Now())
+	ctx = p.track(withContract(ctx, name), req)
+	rec := p.startRecord(ctx, req)
 	rec.structured = true
 	req, rec.adm, err = p.admit(ctx, req)
 	if err != nil {
@@ -95,6 +94,10 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 	}
 	resp, err := p.completeChecked(ctx, req, c.schema, repairs, &rec)
 	rec.Err = err
+	if resp != nil {
+		rec.finish = resp.FinishReason
+		rec.answered(&resp.Message)
+	}
 	p.record(ctx, rec)
 	if err != nil {
 		return nil, err

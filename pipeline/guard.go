@@ -2,12 +2,15 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/store"
+	"github.com/sluice-gw/sluice/telemetry"
 )
 
 // guards is the admission path: tiers and route limits, rate limits,
@@ -80,13 +83,68 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 			g.tenants[tn.Name] = true
 		}
 	}
-	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Tenants: tenants, Report: func(err error) {
+	var onSpend func(guard.Spend)
+	if p.metrics != nil {
+		bg := &budgetGauges{m: p.metrics, tiers: map[string]*tierPeak{}}
+		onSpend = bg.spent
+	}
+	g.budgets = guard.NewBudgets(guard.BudgetOptions{Ledger: p.ledgerStore, Tenants: tenants, OnSpend: onSpend, Report: func(err error) {
 		p.logger.Warn("budget ledger unreadable", "error", err)
 		if p.metrics != nil {
 			p.metrics.GuardStoreFailed("budget")
 		}
 	}})
 	return g
+}
+
+// budgetGauges set the budget gauges (sluice_budget_used_ratio): a
+// tenant's spend over its budget, and the highest of a tier's keys this
+// UTC day and month (kept until a key of the tier spends in the next).
+type budgetGauges struct {
+	m     *telemetry.Metrics
+	mu    sync.Mutex
+	tiers map[string]*tierPeak
+}
+
+type tierPeak struct {
+	day, month           int64
+	dayRatio, monthRatio float64
+}
+
+func (bg *budgetGauges) spent(s guard.Spend) {
+	var day, month float64
+	if s.Budget.DailyUSD > 0 {
+		day = s.DayUSD / s.Budget.DailyUSD
+	}
+	if s.Budget.MonthlyUSD > 0 {
+		month = s.MonthUSD / s.Budget.MonthlyUSD
+	}
+	if s.Scope == "key" {
+		now := time.Now().UTC()
+		d, m := now.Unix()/86400, int64(now.Year())*12+int64(now.Month())
+		bg.mu.Lock()
+		pk := bg.tiers[s.Name]
+		if pk == nil {
+			pk = &tierPeak{}
+			bg.tiers[s.Name] = pk
+		}
+		if pk.day != d {
+			pk.day, pk.dayRatio = d, 0
+		}
+		if pk.month != m {
+			pk.month, pk.monthRatio = m, 0
+		}
+		pk.dayRatio, pk.monthRatio = max(pk.dayRatio, day), max(pk.monthRatio, month)
+		day, month = pk.dayRatio, pk.monthRatio
+		bg.mu.Unlock()
+		s.Scope = "tier"
+	}
+	if s.Budget.DailyUSD > 0 {
+		bg.m.BudgetUsed(s.Scope, s.Name, "day", day)
+	}
+	if s.Budget.MonthlyUSD > 0 {
+		bg.m.BudgetUsed(s.Scope, s.Name, "month", month)
+	}
 }
 
 // counts reports whether some call may need its prompt counted: then the
@@ -141,6 +199,17 @@ type admission struct {
 // may lower req's max output tokens or drop tools, as the tier says. The
 // returned admission must be settled (settle) when the call ends.
 func (p *Pipeline) admit(ctx context.Context, req *sluice.Request) (*sluice.Request, *admission, error) {
+	req, a, err := p.admitCall(ctx, req)
+	if err != nil && p.metrics != nil {
+		var r guard.Refusal
+		if errors.As(err, &r) {
+			p.metrics.Refused(string(r))
+		}
+	}
+	return req, a, err
+}
+
+func (p *Pipeline) admitCall(ctx context.Context, req *sluice.Request) (*sluice.Request, *admission, error) {
 	g := p.guards
 	if name := req.Caller.Tier; name != "" {
 		if _, ok := g.tiers[name]; !ok {
@@ -238,6 +307,13 @@ type CallInfo struct {
 	// CacheHit reports that the answer came from the route's response
 	// cache (the Sluice-Cache: hit header).
 	CacheHit bool
+	// Dialect is the caller's dialect ("openai", "anthropic"), for the
+	// metrics; empty means an in-process caller ("go").
+	Dialect string
+	// Received is when the request arrived (set by the caller): the
+	// call's Record starts there, so that its duration and overhead
+	// count the decoding before it. Zero: when the pipeline got the call.
+	Received time.Time
 }
 
 // WithCallInfo returns a context whose Complete, Stream or contract call

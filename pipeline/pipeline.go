@@ -56,6 +56,10 @@ type Options struct {
 	OnRecord func(context.Context, Record)
 	// Metrics receive every call's record; nil: no metrics.
 	Metrics *telemetry.Metrics
+	// Tracing makes a span of every call and a child span of each of its
+	// upstream attempts, and sends the trace context upstream; nil: no
+	// traces.
+	Tracing *telemetry.Tracing
 }
 
 // A Pipeline runs calls for in-process callers and for the gateway. It is safe
@@ -79,9 +83,11 @@ type Pipeline struct {
 	closers     []func() error
 	onRecord    func(context.Context, Record)
 	metrics     *telemetry.Metrics
+	tracing     *telemetry.Tracing
 	schemas     *contract.Compiler
 	repairs     map[string]int  // repair attempts of the routes that set them
 	rawOutput   map[string]bool // routes whose schema_violation errors carry the raw answer
+	logContent  map[string]bool // routes whose prompts and answers are logged
 	caches      map[string]*cachePolicy
 	cache       store.Cache
 	contracts   map[string]*namedContract
@@ -99,8 +105,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord, metrics: opts.Metrics,
-		schemas: contract.NewCompiler(), repairs: map[string]int{}, rawOutput: map[string]bool{}, caches: map[string]*cachePolicy{}}
+	p := &Pipeline{providers: make(map[string]sluice.Provider, len(cfg.Providers)), logger: logger, onRecord: opts.OnRecord, metrics: opts.Metrics, tracing: opts.Tracing,
+		schemas: contract.NewCompiler(), repairs: map[string]int{}, rawOutput: map[string]bool{}, logContent: map[string]bool{}, caches: map[string]*cachePolicy{}}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -131,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		if prov, ok := instances[key]; ok {
 			return prov, nil
 		}
-		prov, err := newProvider(pc, httpClient(opts.HTTPClient, connect.D()))
+		prov, err := newProvider(pc, traced(opts.Tracing, httpClient(opts.HTTPClient, connect.D())))
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: provider %q: %w", pc.Name, err)
 		}
@@ -154,6 +160,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (_ *Pipeline, er
 		}
 		if m.ExposeRawOutput {
 			p.rawOutput[m.Name] = true
+		}
+		if m.LogContent {
+			p.logContent[m.Name] = true
 		}
 		if cp := newCachePolicy(m.Cache); cp != nil {
 			p.caches[m.Name] = cp
@@ -311,8 +320,8 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 		p.refused(ctx, req, err)
 		return nil, err
 	}
-	ctx = track(ctx)
-	rec := newRecord(ctx, req, time.Now())
+	ctx = p.track(ctx, req)
+	rec := p.startRecord(ctx, req)
 	rec.Stream = false
 	schema, err := p.outputSchema(req)
 	if err == nil {
@@ -328,6 +337,7 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 		resp, err := p.completeChecked(ctx, req, schema, p.repairAttempts(req.Model), &rec)
 		if err == nil {
 			err = p.newToolGate(req, rec.adm.tier).message(&resp.Message)
+			rec.answered(&resp.Message)
 		}
 		rec.Err = err
 		p.record(ctx, rec)
@@ -352,7 +362,8 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 	}
 	out := *resp // the provider's response may be shared (caches, replays)
 	out.Model = req.Model
-	rec.Usage = out.Usage
+	rec.Usage, rec.finish = out.Usage, out.FinishReason
+	rec.answered(&out.Message)
 	if err := p.newToolGate(req, rec.adm.tier).message(&out.Message); err != nil {
 		rec.Err = err
 		p.record(ctx, rec)
@@ -372,8 +383,8 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 		p.refused(ctx, req, err)
 		return nil, err
 	}
-	ctx = track(ctx)
-	rec := newRecord(ctx, req, time.Now())
+	ctx = p.track(ctx, req)
+	rec := p.startRecord(ctx, req)
 	rec.Stream = true
 	schema, err := p.outputSchema(req)
 	if err == nil {

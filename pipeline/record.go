@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
@@ -14,22 +16,36 @@ import (
 )
 
 // observe hands rec to the metrics, with bounded labels.
-func (p *Pipeline) observe(rec Record) {
-	route := rec.Model
-	if _, ok := p.router.Route(route); !ok {
-		route = "other" // a client's made-up name must not become a label
-	}
+func (p *Pipeline) observe(rec Record, overhead time.Duration) {
 	code := "ok"
 	if rec.Err != nil {
 		code = string(sluice.ErrorCode(rec.Err))
 	}
 	p.metrics.Observe(telemetry.Call{
-		Route: route, Provider: rec.Provider, Stream: rec.Stream, Code: code, Duration: rec.Duration,
-		InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens,
-		Attempts: rec.Attempts, Failovers: rec.Failovers, TTFT: rec.TTFT,
+		Route: p.routeLabel(rec), Model: rec.UpstreamModel, Provider: rec.Provider, Dialect: rec.Dialect,
+		Stream: rec.Stream, Code: code, Duration: rec.Duration, Overhead: overhead,
+		InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens, CachedTokens: rec.Usage.CacheReadTokens,
+		CostUSD: rec.Cost, Failovers: rec.Failovers, TTFT: rec.TTFT,
 		Retries: rec.Retries, Fallbacks: rec.Fallbacks, Hedges: rec.Hedges,
+		Structured:    rec.structured || rec.ParseFailures > 0 || rec.SchemaFailures > 0,
 		ParseFailures: rec.ParseFailures, SchemaFailures: rec.SchemaFailures, Repairs: rec.Repairs, Repaired: rec.Repaired,
 	})
+}
+
+// routeLabel returns the route a metric names for rec: its contract or its
+// model, as configured; "other" for a name the config does not know (a
+// client's made-up name must not become a label).
+func (p *Pipeline) routeLabel(rec Record) string {
+	if rec.Contract != "" {
+		if _, ok := p.contracts[rec.Contract]; ok {
+			return rec.Contract
+		}
+		return "other"
+	}
+	if _, ok := p.router.Route(rec.Model); ok {
+		return rec.Model
+	}
+	return "other"
 }
 
 // A Record is what one call consumed and how it ended, reported once when
@@ -38,9 +54,11 @@ func (p *Pipeline) observe(rec Record) {
 // Options.OnRecord, to functions set with WithRecordFunc, and to the log.
 type Record struct {
 	// Model is the public model name; Contract the named contract called,
-	// if any.
+	// if any. Dialect is the caller's: "openai" or "anthropic" through
+	// the gateway (CallInfo.Dialect), "go" in-process.
 	Model    string
 	Contract string
+	Dialect  string
 	Stream   bool
 	// ID is the request's id (sluice.Request.ID) and Caller who sent it.
 	ID     string
@@ -86,12 +104,21 @@ type Record struct {
 	// usage (hedges that lost included).
 	Cost float64
 
+	// Prompt and Completion are the call's prompt (its system text and
+	// messages, one "role: text" line each) and its answer's text, for a
+	// route that logs them (log_content); empty otherwise. Secret-looking
+	// strings in them are redacted (telemetry.Redact), then each is cut at
+	// MaxLoggedContent bytes.
+	Prompt, Completion string
+	logContent         bool
+
 	whole      bool       // a checked stream's answer came whole (then broke its schema)
 	structured bool       // the answer had a schema to meet
 	adm        *admission // what admission took, settled when the call ends
 	cacheHit   bool       // the answer came from the response cache
 	replayed   bool       // the answer was an Idempotency-Key's kept one
 	started    bool       // a stream that was handed to its caller
+	finish     sluice.FinishReason
 }
 
 type recordKey struct{}
@@ -104,15 +131,23 @@ func WithRecordFunc(ctx context.Context, f func(Record)) context.Context {
 }
 
 // attempts follows the upstream calls of one call, as the router reports
-// them.
+// them, and hands each to the metrics and the trace.
 type attempts struct {
+	p                             *Pipeline
+	ctx                           context.Context // the call's, with its span
 	n, retries, fallbacks, hedges int
 	provider, model               string
 	lost                          sluice.Usage // of hedges that lost
 	failed                        bool         // the last attempt failed
+	// first and last bound the time spent in upstream calls: from the
+	// start of the first to the end of the last.
+	first, last time.Time
 }
 
 func (a *attempts) add(at router.Attempt) {
+	now := time.Now()
+	retry, hedge, fallback := at.Retry, at.Hedge, !at.Retry && !at.Hedge && a.failed
+	a.observe(at, now, fallback)
 	if at.Skipped {
 		// An open breaker or a full bulkhead: the target was not called,
 		// and the next one is a fallback.
@@ -121,11 +156,11 @@ func (a *attempts) add(at router.Attempt) {
 	}
 	a.n++
 	switch {
-	case at.Retry:
+	case retry:
 		a.retries++
-	case at.Hedge:
+	case hedge:
 		a.hedges++
-	case a.failed:
+	case fallback:
 		a.fallbacks++
 	}
 	a.failed = at.Err != nil && !at.Lost
@@ -135,21 +170,159 @@ func (a *attempts) add(at router.Attempt) {
 	if at.Err == nil {
 		a.provider, a.model = at.Provider, at.Model
 	}
+	if start := now.Add(-at.Duration); a.first.IsZero() || start.Before(a.first) {
+		a.first = start
+	}
+	a.last = now
+}
+
+// observe hands one attempt, ended at end, to the metrics and the trace.
+func (a *attempts) observe(at router.Attempt, end time.Time, fallback bool) {
+	p := a.p
+	if p.metrics == nil && p.tracing == nil {
+		return
+	}
+	outcome := attemptOutcome(at)
+	if p.metrics != nil {
+		p.metrics.Attempt(at.Provider, outcome)
+	}
+	if p.tracing != nil {
+		p.attemptSpan(a.ctx, at, end, outcome, fallback)
+	}
+}
+
+// attemptOutcome names how an attempt ended, for its metric and span: "ok",
+// "hedge_lost", "breaker_open", "bulkhead_full" or the error's code.
+func attemptOutcome(at router.Attempt) string {
+	switch {
+	case at.Err == nil:
+		return "ok"
+	case at.Lost:
+		return "hedge_lost"
+	case errors.Is(at.Err, router.ErrBreakerOpen):
+		return "breaker_open"
+	case errors.Is(at.Err, router.ErrBulkheadFull):
+		return "bulkhead_full"
+	}
+	return string(sluice.ErrorCode(at.Err))
+}
+
+// upstream returns the time the call spent in upstream calls so far, and
+// whether it made any.
+func (a *attempts) upstream() (time.Duration, bool) {
+	if a == nil || a.first.IsZero() {
+		return 0, false
+	}
+	return a.last.Sub(a.first), true
 }
 
 type attemptsKey struct{}
 
 // track returns ctx with a fresh follower of the call's upstream attempts,
-// which record reads.
-func track(ctx context.Context) context.Context {
-	a := &attempts{}
-	return context.WithValue(router.WithAttemptFunc(ctx, a.add), attemptsKey{}, a)
+// which record reads, and the call's span when tracing is on.
+func (p *Pipeline) track(ctx context.Context, req *sluice.Request) context.Context {
+	if p.tracing != nil {
+		ctx = p.startSpan(ctx, req)
+	}
+	a := &attempts{p: p}
+	ctx = context.WithValue(router.WithAttemptFunc(ctx, a.add), attemptsKey{}, a)
+	a.ctx = ctx
+	return ctx
 }
 
 // newRecord starts the Record of a call of req.
 func newRecord(ctx context.Context, req *sluice.Request, start time.Time) Record {
 	contract, _ := ctx.Value(contractKey{}).(string)
-	return Record{Model: req.Model, Contract: contract, Stream: req.Stream, ID: req.ID, Caller: req.Caller, Start: start}
+	info, _ := ctx.Value(infoKey{}).(*CallInfo)
+	if info != nil && !info.Received.IsZero() {
+		start = info.Received
+	}
+	return Record{Model: req.Model, Contract: contract, Dialect: dialectOf(info), Stream: req.Stream, ID: req.ID, Caller: req.Caller, Start: start}
+}
+
+// dialectOf returns the dialect of a call with info: the gateway's, or "go"
+// for an in-process caller.
+func dialectOf(info *CallInfo) string {
+	if info == nil || info.Dialect == "" {
+		return "go"
+	}
+	return info.Dialect
+}
+
+// overhead returns the time rec spent in the gateway outside upstream
+// calls (a is the call's attempts, nil if untracked): for a stream that
+// started, the part of its time to first token not spent in the upstream
+// calls that led to it; for any other call, its duration less its upstream
+// calls. Negative means unknown (a stream that sent no content).
+func overhead(rec Record, a *attempts) time.Duration {
+	total := rec.Duration
+	if rec.Stream && rec.started {
+		if rec.TTFT <= 0 {
+			return -1
+		}
+		total = rec.TTFT
+	}
+	up, _ := a.upstream()
+	return max(total-up, 0)
+}
+
+// MaxLoggedContent is the most of a prompt or an answer a Record keeps.
+const MaxLoggedContent = 32 << 10
+
+// promptText returns req's system text and messages, one "role: text"
+// line each, redacted and cut at MaxLoggedContent bytes.
+func promptText(req *sluice.Request) string {
+	var b strings.Builder
+	if len(req.System) > 0 {
+		b.WriteString("system: ")
+		b.WriteString(sluice.JoinText(req.System))
+	}
+	for i := range req.Messages {
+		if b.Len() >= MaxLoggedContent {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(string(req.Messages[i].Role))
+		b.WriteString(": ")
+		b.WriteString(req.Messages[i].Text())
+	}
+	return loggable(b.String())
+}
+
+// loggable returns s redacted, then cut at MaxLoggedContent bytes: in this
+// order, so that a secret the cut would split is still found.
+func loggable(s string) string { return cut(telemetry.Redact(s)) }
+
+// cut returns s cut at MaxLoggedContent bytes (on a rune boundary), marked.
+func cut(s string) string {
+	if len(s) <= MaxLoggedContent {
+		return s
+	}
+	n := MaxLoggedContent
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + " [cut]"
+}
+
+// startRecord returns the Record of a call of req made by p: newRecord's,
+// with the prompt when the route logs content.
+func (p *Pipeline) startRecord(ctx context.Context, req *sluice.Request) Record {
+	rec := newRecord(ctx, req, time.Now())
+	if p.logContent[req.Model] {
+		rec.logContent = true
+		rec.Prompt = promptText(req)
+	}
+	return rec
+}
+
+// answered notes the answer's text in rec when its route logs content.
+func (rec *Record) answered(m *sluice.Message) {
+	if rec.logContent {
+		rec.Completion = loggable(m.Text())
+	}
 }
 
 type contractKey struct{}
@@ -164,7 +337,8 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 	if !rec.started {
 		noteAttempts(ctx)
 	}
-	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
+	a, _ := ctx.Value(attemptsKey{}).(*attempts)
+	if a != nil {
 		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
 		if rec.cacheHit {
 			// Served from the cache: the answer's tokens were not used
@@ -196,7 +370,10 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 		}
 	}
 	if p.metrics != nil {
-		p.observe(rec)
+		p.observe(rec, overhead(rec, a))
+	}
+	if p.tracing != nil {
+		p.endSpan(ctx, rec)
 	}
 	if p.ledger != nil {
 		p.ledger.Add(ledgerRow(rec))
@@ -226,15 +403,28 @@ type meteredStream struct {
 	stop func()
 
 	usage  sluice.Usage
-	bytes  int // content sent, for the estimate
+	bytes  int            // content sent, for the estimate
+	last   time.Time      // of the last content
+	gaps   telemetry.Gaps // the time between tokens
+	closed func()         // of the open-streams gauge
 	finish *sluice.Event
 	err    error
 	counts Record // ParseFailures and SchemaFailures, from a checkedStream
+	text   []byte // the answer's text, for a route that logs content
 }
 
 func (p *Pipeline) meter(ctx context.Context, s sluice.Stream, base Record, schema *contract.Schema) sluice.Stream {
 	base.started = true
 	m := &meteredStream{p: p, ctx: ctx, base: base}
+	if p.metrics != nil {
+		route := p.routeLabel(base)
+		provider := ""
+		if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
+			provider = a.provider
+		}
+		m.gaps = p.metrics.Gaps(route, provider)
+		m.closed = p.metrics.StreamOpened(route)
+	}
 	if schema != nil {
 		s = p.checkStream(s, schema, &m.counts)
 	}
@@ -257,6 +447,10 @@ func (m *meteredStream) pull() (sluice.Event, error) {
 	case sluice.EventText, sluice.EventThinking:
 		m.bytes += len(ev.Text)
 		m.first()
+		if m.base.logContent && ev.Type == sluice.EventText && len(m.text) <= 2*MaxLoggedContent {
+			// Beyond the cut, so that a secret across it is still found.
+			m.text = append(m.text, ev.Text...)
+		}
 	case sluice.EventToolCall:
 		m.bytes += len(ev.ToolName) + len(ev.Arguments)
 		m.first()
@@ -269,20 +463,30 @@ func (m *meteredStream) pull() (sluice.Event, error) {
 	return ev, nil
 }
 
-// first notes the time to the first content.
+// first notes the time to the first content, and the time since the last.
 func (m *meteredStream) first() {
+	now := time.Now()
 	if m.ttft == 0 {
-		m.ttft = max(time.Since(m.base.Start), 1)
+		m.ttft = max(now.Sub(m.base.Start), 1)
+	} else {
+		m.gaps.Observe(now.Sub(m.last))
 	}
+	m.last = now
 }
 
 func (m *meteredStream) release() error {
 	m.stop()
+	if m.closed != nil {
+		m.closed()
+	}
 	rec := m.base
 	rec.Usage, rec.Err, rec.TTFT = m.usage, m.err, m.ttft
+	if rec.logContent {
+		rec.Completion = loggable(string(m.text))
+	}
 	rec.ParseFailures, rec.SchemaFailures = m.counts.ParseFailures, m.counts.SchemaFailures
 	if m.finish != nil {
-		rec.Failovers = m.finish.Failovers
+		rec.Failovers, rec.finish = m.finish.Failovers, m.finish.FinishReason
 	} else if m.counts.whole {
 		rec.Failovers = m.counts.Failovers
 	} else if rec.Err == nil {

@@ -190,22 +190,26 @@ models:
 	}
 	p.Complete(context.Background(), userRequest("made-up-by-a-client", "x"))
 	want := `
-# HELP sluice_structured_repairs_total Repair requests made (attempted) and calls a repair made valid (succeeded).
-# TYPE sluice_structured_repairs_total counter
-sluice_structured_repairs_total{outcome="attempted",provider="prose-once",route="flaky"} 1
-sluice_structured_repairs_total{outcome="succeeded",provider="prose-once",route="flaky"} 1
-# HELP sluice_structured_failures_total Structured answers that were not JSON (parse) or broke their schema (schema).
-# TYPE sluice_structured_failures_total counter
-sluice_structured_failures_total{kind="parse",provider="prose-once",route="flaky"} 1
-# HELP sluice_upstream_attempts_total Upstream calls made, fallbacks, repairs and failovers included.
+# HELP sluice_contract_calls_total Calls with a schema to meet, by outcome: valid, repaired or violation.
+# TYPE sluice_contract_calls_total counter
+sluice_contract_calls_total{outcome="repaired",route="flaky"} 1
+# HELP sluice_contract_failures_total Structured answers that were not JSON (parse) or broke their schema (validation), calls a repair made valid (repaired) and calls that broke it after every repair (exhausted).
+# TYPE sluice_contract_failures_total counter
+sluice_contract_failures_total{kind="parse",route="flaky"} 1
+sluice_contract_failures_total{kind="repaired",route="flaky"} 1
+# HELP sluice_contract_repairs_total Repair requests made.
+# TYPE sluice_contract_repairs_total counter
+sluice_contract_repairs_total{route="flaky"} 1
+# HELP sluice_upstream_attempts_total Upstream attempts by provider and outcome: ok, the error code, hedge_lost, breaker_open or bulkhead_full.
 # TYPE sluice_upstream_attempts_total counter
-sluice_upstream_attempts_total{route="flaky"} 2
-# HELP sluice_requests_total Calls by route, provider, streaming and outcome (ok or the error code).
+sluice_upstream_attempts_total{outcome="ok",provider="prose-once"} 2
+# HELP sluice_requests_total Calls by route, upstream model, provider, client dialect, streaming and outcome (ok or the error code).
 # TYPE sluice_requests_total counter
-sluice_requests_total{code="not_found",provider="",route="other",stream="false"} 1
-sluice_requests_total{code="ok",provider="prose-once",route="flaky",stream="false"} 1
+sluice_requests_total{code="not_found",dialect="go",model="",provider="",route="other",stream="false"} 1
+sluice_requests_total{code="ok",dialect="go",model="m",provider="prose-once",route="flaky",stream="false"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sluice_structured_repairs_total", "sluice_structured_failures_total", "sluice_upstream_attempts_total", "sluice_requests_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sluice_contract_calls_total", "sluice_contract_failures_total",
+		"sluice_contract_repairs_total", "sluice_upstream_attempts_total", "sluice_requests_total"); err != nil {
 		t.Error(err)
 	}
 }

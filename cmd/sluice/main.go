@@ -66,19 +66,37 @@ func envOr(getenv func(string) string, key, def string) string {
 	return def
 }
 
+// newLogger returns the logger of format (text, json, or auto: text on a
+// terminal, JSON otherwise) writing to w at level.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
+	return nil, fmt.Errorf("--log-format: want auto, text or json, got %q", format)
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func serveCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
@@ -123,7 +141,7 @@ Precedence: flags, then environment (SLUICE_*), then the config file.`,
 			if cmd.Flags().Changed("drain-timeout") {
 				cfg.DrainTimeout = config.Duration(drain)
 			}
-			return serve(cmd.Context(), cfg, logger, stdout)
+			return serve(cmd.Context(), cfg, logger, stdout, getenv)
 		},
 	}
 	f := cmd.Flags()
@@ -131,14 +149,17 @@ Precedence: flags, then environment (SLUICE_*), then the config file.`,
 	f.StringVar(&listen, "listen", "", "address to listen on, host:port (env SLUICE_LISTEN; default from the config, else 127.0.0.1:8080)")
 	f.DurationVar(&drain, "drain-timeout", 0, "on SIGTERM/SIGINT, how long in-flight requests may finish before they are ended (env SLUICE_DRAIN_TIMEOUT; default from the config, else 10s)")
 	f.StringVar(&logLevel, "log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SLUICE_LOG_LEVEL)")
-	f.StringVar(&logFormat, "log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
+	f.StringVar(&logFormat, "log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "auto"), "log format: text, json, or auto: text on a terminal, JSON otherwise (env SLUICE_LOG_FORMAT)")
 	return cmd
 }
 
 // serve runs the gateway until ctx ends, then drains: new connections are
 // refused, in-flight calls get the drain time to finish, and the rest are
 // ended with an error event in their dialect.
-func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer) error {
+//
+// Traces are exported when the standard OTEL_* variables in getenv ask for
+// it (telemetry.NewTracing).
+func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout io.Writer, getenv func(string) string) error {
 	if err := checkOpen(cfg); err != nil {
 		return err
 	}
@@ -149,12 +170,26 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	if err != nil {
 		return err
 	}
-	p, err := pipeline.New(ctx, cfg, pipeline.Options{Logger: logger, Metrics: metrics})
+	tracing, err := telemetry.NewTracing(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	if tracing != nil {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tracing.Shutdown(sctx); err != nil {
+				logger.Warn("trace export", "error", err)
+			}
+		}()
+		logger.Info("exporting traces over OTLP")
+	}
+	p, err := pipeline.New(ctx, cfg, pipeline.Options{Logger: logger, Metrics: metrics, Tracing: tracing})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	gw := gateway.New(logger, p, gateway.Options{
+	opts := gateway.Options{
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		Heartbeat:          cfg.Streams.Heartbeat.D(),
 		StreamWriteTimeout: cfg.Streams.WriteTimeout.D(),
@@ -162,8 +197,21 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		ResumeRetention:    cfg.Streams.ResumeRetention.D(),
 		IdempotencyTTL:     cfg.State.IdempotencyTTL.D(),
 		AdminKey:           adminKey(cfg),
-		Metrics:            promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-	})
+		Tracing:            tracing,
+	}
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if cfg.Metrics.Listen == "" {
+		opts.Metrics = metricsHandler
+	} else {
+		// /metrics on its own listener (an admin network), not the API's.
+		addr, stop, err := serveMetrics(cfg.Metrics.Listen, metricsHandler, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", addr)
+	}
+	gw := gateway.New(logger, p, opts)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -190,6 +238,31 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		fmt.Fprintf(stdout, "try: curl -N http://%s/v1/chat/completions -H 'content-type: application/json' -d '{\"model\":\"%s\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n", addr, models[0])
 	}
 	return serveUntil(ctx, gw, ln, time.Duration(cfg.DrainTimeout), logger)
+}
+
+// serveMetrics serves GET /metrics (h) and GET /healthz on addr until stop
+// is called; bound is the address it listens on.
+func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (bound string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("metrics listener", "error", err)
+		}
+	}()
+	return ln.Addr().String(), func() {
+		srv.Close()
+		<-done
+	}, nil
 }
 
 // jobWorkers is how many queued jobs an instance runs at once.

@@ -279,6 +279,40 @@ func tail(s string) string {
 	return s
 }
 
+// TestServeMetricsListener checks that metrics.listen moves /metrics to a
+// listener of its own, off the API's.
+func TestServeMetricsListener(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(cfg, []byte("metrics: {listen: \"127.0.0.1:0\"}\nproviders: [{name: sim, type: sim}]\nmodels: [{name: m, targets: [{provider: sim, model: sim-fast}]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base, stop, out := startServe(t, nil, "--config", cfg)
+	readBody(t, post(t, base+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	m := regexp.MustCompile(`metrics on (http://\S+/metrics)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the output:\n%s", out)
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readBody(t, resp); !strings.Contains(body, `sluice_requests_total{code="ok",dialect="openai",model="sim-fast",provider="sim",route="m",stream="false"} 1`) {
+		t.Errorf("the metrics listener lacks the call:\n%.2000s", body)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics on the API listener: %d, want 404", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestServeMetrics checks that sluice serve exposes its metrics at
 // /metrics, calls counted by route and outcome, with the Go runtime's.
 func TestServeMetrics(t *testing.T) {
@@ -289,7 +323,7 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := readBody(t, resp)
-	for _, want := range []string{`sluice_requests_total{code="ok",provider="sim",route="sim-fast",stream="false"} 1`, "sluice_request_duration_seconds_bucket", "go_goroutines"} {
+	for _, want := range []string{`sluice_requests_total{code="ok",dialect="openai",model="sim-fast",provider="sim",route="sim-fast",stream="false"} 1`, "sluice_request_duration_seconds_bucket", "go_goroutines"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
