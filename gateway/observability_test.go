@@ -17,7 +17,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -587,4 +590,103 @@ func fillerWords(r *rand.Rand) string {
 		b.WriteString(words[r.IntN(len(words))])
 	}
 	return b.String()
+}
+
+// TestMetricsJSONFaults runs 1,000 structured calls, 3% of them against
+// simulator JSON faults (prose, a truncated answer, an answer that breaks
+// the schema, each fixed by the repair), and checks that /metrics reports
+// the request count, the parse and validation failures and the repairs
+// exactly.
+func TestMetricsJSONFaults(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := telemetry.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pipelineFromYAML(t, `
+providers:
+  - {name: good, type: sim}
+  - {name: prose, type: sim, fault: "prose,attempts=1"}
+  - {name: cut, type: sim, fault: "truncate,attempts=1"}
+  - {name: broken, type: sim, fault: "schema_break,attempts=1"}
+models:
+  - {name: json, targets: [{provider: good, model: m}]}
+  - {name: json-prose, targets: [{provider: prose, model: m}]}
+  - {name: json-cut, targets: [{provider: cut, model: m}]}
+  - {name: json-broken, targets: [{provider: broken, model: m}]}
+`, pipeline.Options{Metrics: m})
+	gw := httptest.NewServer(gateway.NewServer(nil, p, gateway.Options{
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	}))
+	defer gw.Close()
+	schema := `,"response_format":{"type":"json_schema","json_schema":{"name":"city","schema":{"type":"object","properties":{"name":{"type":"string"},"population":{"type":"integer"}},"required":["name","population"]}}}`
+	const total, each = 1000, 10 // 3 faults × 10 = 3%
+	faulty := []string{"json-prose", "json-cut", "json-broken"}
+	var wg sync.WaitGroup
+	work := make(chan string)
+	for range 8 {
+		wg.Go(func() {
+			for route := range work {
+				req, _ := http.NewRequest("POST", gw.URL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"`+route+`","max_tokens":200,"messages":[{"role":"user","content":"Name a city."}]`+schema+`}`))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := gw.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("%s: status %d", route, resp.StatusCode)
+				}
+			}
+		})
+	}
+	for i := range total {
+		route := "json"
+		if i%33 == 0 && i/33 < len(faulty)*each {
+			route = faulty[(i/33)%len(faulty)]
+		}
+		work <- route
+	}
+	close(work)
+	wg.Wait()
+
+	resp, err := http.Get(gw.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mfs []*dto.MetricFamily
+	for _, f := range fams {
+		mfs = append(mfs, f)
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"sluice_requests_total", nil, total},
+		{"sluice_requests_total", map[string]string{"code": "ok"}, total},
+		{"sluice_contract_calls_total", nil, total},
+		{"sluice_contract_calls_total", map[string]string{"outcome": "valid"}, total - 3*each},
+		{"sluice_contract_calls_total", map[string]string{"outcome": "repaired"}, 3 * each},
+		{"sluice_contract_failures_total", map[string]string{"kind": "parse"}, 2 * each}, // prose and the truncated answer
+		{"sluice_contract_failures_total", map[string]string{"kind": "validation"}, each},
+		{"sluice_contract_failures_total", map[string]string{"kind": "repaired"}, 3 * each},
+		{"sluice_contract_failures_total", map[string]string{"kind": "exhausted"}, 0},
+		{"sluice_contract_repairs_total", nil, 3 * each},
+		{"sluice_contract_repairs_total", map[string]string{"route": "json"}, 0},
+		{"sluice_upstream_attempts_total", nil, total + 3*each},
+	} {
+		if got := sum(mfs, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
 }
