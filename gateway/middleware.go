@@ -30,10 +30,13 @@ func (g *Gateway) withRequestID(next http.Handler) http.Handler {
 		if !plainID(id) {
 			id = newID(12)
 		}
+		// One value slice for the three (canonical) names: nothing
+		// changes it once set.
+		v := []string{id}
 		h := w.Header()
-		h.Set(sluice.RequestIDHeader, id)
-		h.Set("X-Request-Id", id)
-		h.Set("Request-Id", id)
+		h[sluice.RequestIDHeader] = v
+		h["X-Request-Id"] = v
+		h["Request-Id"] = v
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
 }
