@@ -332,3 +332,44 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServeTraces checks that sluice serve exports traces over OTLP/HTTP
+// only when the OTEL_* environment asks for it: with an endpoint set, the
+// receiver gets the spans of a call by the time serve returns; without,
+// nothing is sent.
+func TestServeTraces(t *testing.T) {
+	var mu sync.Mutex
+	posts := 0
+	var body []byte
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		if r.URL.Path == "/v1/traces" {
+			posts++
+			body = append(body, b...)
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer recv.Close()
+	for _, on := range []bool{false, true} {
+		env := map[string]string{}
+		if on {
+			env["OTEL_EXPORTER_OTLP_ENDPOINT"] = recv.URL
+		}
+		base, stop, _ := startServe(t, env)
+		readBody(t, post(t, base+"/v1/chat/completions", `{"model":"sim-fast","messages":[{"role":"user","content":"hi"}]}`))
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		got, spans := posts, string(body)
+		mu.Unlock()
+		switch {
+		case !on && got != 0:
+			t.Fatalf("with no OTEL_* variables, %d exports were sent", got)
+		case on && (got == 0 || !strings.Contains(spans, "gen_ai.request.model") || !strings.Contains(spans, "sim-fast")):
+			t.Errorf("with an endpoint set: %d exports, spans %q", got, spans)
+		}
+	}
+}
