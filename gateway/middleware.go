@@ -137,7 +137,7 @@ func recordAttrs(attrs []slog.Attr, rec *pipeline.Record) []slog.Attr {
 	attrs = append(attrs, slog.String("route", route), slog.String("model", rec.UpstreamModel),
 		slog.String("provider", rec.Provider), slog.Bool("stream", rec.Stream))
 	if rec.Err != nil {
-		attrs = append(attrs, slog.String("error_code", string(sluice.ErrorCode(rec.Err))))
+		attrs = append(attrs, slog.String("error_code", rec.Code()))
 	}
 	attrs = append(attrs,
 		slog.Int("input_tokens", rec.Usage.InputTokens), slog.Int("output_tokens", rec.Usage.OutputTokens),

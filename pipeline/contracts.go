@@ -83,7 +83,7 @@ func (p *Pipeline) Contract(ctx context.Context, name string, input json.RawMess
 	if c.cfg.RepairAttempts != nil {
 		repairs = *c.cfg.RepairAttempts
 	}
-	ctx = p.track(withContract(ctx, name), req)
+	ctx = p.track(withContract(ctx, name), req, false)
 	rec := p.startRecord(ctx, req)
 	rec.structured = true
 	req, rec.adm, err = p.admit(ctx, req)

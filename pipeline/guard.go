@@ -310,6 +310,13 @@ type CallInfo struct {
 	// Dialect is the caller's dialect ("openai", "anthropic"), for the
 	// metrics; empty means an in-process caller ("go").
 	Dialect string
+	// Ended reports that the call has ended and Usage, CostUSD and
+	// Repairs are its own (set when its record is made: before Complete
+	// or Contract returns, when a stream is released).
+	Ended   bool
+	Usage   sluice.Usage
+	CostUSD float64
+	Repairs int
 	// Received is when the request arrived (set by the caller): the
 	// call's Record starts there, so that its duration and overhead
 	// count the decoding before it. Zero: when the pipeline got the call.
@@ -349,7 +356,7 @@ func ledgerRow(rec Record) store.LedgerRow {
 		row.Time = time.Now()
 	}
 	if rec.Err != nil {
-		row.ErrorCode = string(sluice.ErrorCode(rec.Err))
+		row.ErrorCode = rec.Code()
 	}
 	switch {
 	case rec.ParseFailures == 0 && rec.SchemaFailures == 0 && !rec.structured:

@@ -320,7 +320,7 @@ func (p *Pipeline) Complete(ctx context.Context, req *sluice.Request) (*sluice.R
 		p.refused(ctx, req, err)
 		return nil, err
 	}
-	ctx = p.track(ctx, req)
+	ctx = p.track(ctx, req, false)
 	rec := p.startRecord(ctx, req)
 	rec.Stream = false
 	schema, err := p.outputSchema(req)
@@ -383,7 +383,7 @@ func (p *Pipeline) Stream(ctx context.Context, req *sluice.Request) (sluice.Stre
 		p.refused(ctx, req, err)
 		return nil, err
 	}
-	ctx = p.track(ctx, req)
+	ctx = p.track(ctx, req, true)
 	rec := p.startRecord(ctx, req)
 	rec.Stream = true
 	schema, err := p.outputSchema(req)

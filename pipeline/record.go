@@ -17,9 +17,9 @@ import (
 
 // observe hands rec to the metrics, with bounded labels.
 func (p *Pipeline) observe(rec Record, overhead time.Duration) {
-	code := "ok"
-	if rec.Err != nil {
-		code = string(sluice.ErrorCode(rec.Err))
+	code := rec.Code()
+	if code == "" {
+		code = "ok"
 	}
 	p.metrics.Observe(telemetry.Call{
 		Route: p.routeLabel(rec), Model: rec.UpstreamModel, Provider: rec.Provider, Dialect: rec.Dialect,
@@ -118,7 +118,26 @@ type Record struct {
 	cacheHit   bool       // the answer came from the response cache
 	replayed   bool       // the answer was an Idempotency-Key's kept one
 	started    bool       // a stream that was handed to its caller
+	closed     bool       // the caller left, or released its stream, before the end
 	finish     sluice.FinishReason
+}
+
+// CodeClientClosed is the Code of a call whose caller left (or released
+// its stream) before its end: not a failure of the gateway or the
+// upstream, and never an answer's error code.
+const CodeClientClosed = "client_closed"
+
+// Code returns how the call ended, as the metrics, the log line, the span
+// and the ledger name it: "" for a complete answer, CodeClientClosed when
+// its caller left before the end, else the error's code.
+func (r Record) Code() string {
+	switch {
+	case r.Err == nil:
+		return ""
+	case r.closed:
+		return CodeClientClosed
+	}
+	return string(sluice.ErrorCode(r.Err))
 }
 
 type recordKey struct{}
@@ -183,6 +202,9 @@ func (a *attempts) observe(at router.Attempt, end time.Time, fallback bool) {
 		return
 	}
 	outcome := attemptOutcome(at)
+	if at.Err != nil && !at.Lost && a.ctx.Err() != nil && errors.Is(at.Err, context.Canceled) {
+		outcome = CodeClientClosed
+	}
 	if p.metrics != nil {
 		p.metrics.Attempt(at.Provider, outcome)
 	}
@@ -220,9 +242,9 @@ type attemptsKey struct{}
 
 // track returns ctx with a fresh follower of the call's upstream attempts,
 // which record reads, and the call's span when tracing is on.
-func (p *Pipeline) track(ctx context.Context, req *sluice.Request) context.Context {
+func (p *Pipeline) track(ctx context.Context, req *sluice.Request, stream bool) context.Context {
 	if p.tracing != nil {
-		ctx = p.startSpan(ctx, req)
+		ctx = p.startSpan(ctx, req, stream)
 	}
 	a := &attempts{p: p}
 	ctx = context.WithValue(router.WithAttemptFunc(ctx, a.add), attemptsKey{}, a)
@@ -352,6 +374,9 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 	if rec.replayed {
 		rec.Provider = "idempotency"
 	}
+	if rec.Err != nil && (errors.Is(rec.Err, errReleased) || (ctx.Err() != nil && errors.Is(rec.Err, context.Canceled))) {
+		rec.closed = true
+	}
 	if g := p.guards; g != nil {
 		model := rec.UpstreamModel
 		if model == "" {
@@ -368,6 +393,9 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 		if rec.Err != nil && !(rec.Stream && rec.started) {
 			rec.Status = sluice.AsError(rec.Err).Code.HTTPStatus()
 		}
+	}
+	if info, ok := ctx.Value(infoKey{}).(*CallInfo); ok {
+		info.Ended, info.Usage, info.CostUSD, info.Repairs = true, rec.Usage, rec.Cost, rec.Repairs
 	}
 	if p.metrics != nil {
 		p.observe(rec, overhead(rec, a))

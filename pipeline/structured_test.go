@@ -190,7 +190,7 @@ models:
 	}
 	p.Complete(context.Background(), userRequest("made-up-by-a-client", "x"))
 	want := `
-# HELP sluice_contract_calls_total Calls with a schema to meet, by outcome: valid, repaired or violation.
+# HELP sluice_contract_calls_total Calls with a schema to meet that got an answer to check, by outcome: valid, repaired or violation.
 # TYPE sluice_contract_calls_total counter
 sluice_contract_calls_total{outcome="repaired",route="flaky"} 1
 # HELP sluice_contract_failures_total Structured answers that were not JSON (parse) or broke their schema (validation), calls a repair made valid (repaired) and calls that broke it after every repair (exhausted).

@@ -12,12 +12,12 @@ import (
 
 // startSpan starts the span of a call of req (its route is its contract
 // or its model, as the metrics name it), returning ctx carrying it.
-func (p *Pipeline) startSpan(ctx context.Context, req *sluice.Request) context.Context {
+func (p *Pipeline) startSpan(ctx context.Context, req *sluice.Request, stream bool) context.Context {
 	info, _ := ctx.Value(infoKey{}).(*CallInfo)
 	contract, _ := ctx.Value(contractKey{}).(string)
 	route := p.routeLabel(Record{Model: req.Model, Contract: contract})
 	return p.tracing.StartCall(ctx, telemetry.CallStart{
-		Operation: "chat", Route: route, RequestModel: req.Model, Stream: req.Stream,
+		Operation: "chat", Route: route, RequestModel: req.Model, Stream: stream,
 		MaxTokens: req.MaxOutputTokens, RequestID: req.ID, Dialect: dialectOf(info),
 	})
 }
@@ -39,8 +39,12 @@ func (p *Pipeline) endSpan(ctx context.Context, rec Record) {
 		InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens,
 		CostUSD: rec.Cost, TTFT: rec.TTFT, Code: "ok",
 	}
-	if rec.Err != nil {
-		end.Code = string(sluice.ErrorCode(rec.Err))
+	switch code := rec.Code(); code {
+	case "":
+	case CodeClientClosed:
+		// The caller's doing, not a failure: the span ends as it would.
+	default:
+		end.Code = code
 	}
 	if rec.finish != "" {
 		end.FinishReasons = []string{string(rec.finish)}

@@ -9,6 +9,7 @@ package telemetry
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,7 +66,7 @@ type Metrics struct {
 	breaker       *prometheus.GaugeVec
 	changes       *prometheus.CounterVec
 	refusals      *prometheus.CounterVec
-	budget        *prometheus.GaugeVec
+	budget        *budgetGauge
 	streams       *prometheus.GaugeVec
 	storeFails    *prometheus.CounterVec
 }
@@ -120,14 +121,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		attempts: counter(names[7], "Upstream attempts by provider and outcome: ok, the error code, hedge_lost, breaker_open or bulkhead_full.", "provider", "outcome"),
 		kinds: counter(names[8], "Upstream attempts that retried a target (retry), moved on to the next (fallback), hedged a slow one (hedge) or took over a broken stream (failover).",
 			"route", "kind"),
-		contractCalls: counter(names[9], "Calls with a schema to meet, by outcome: valid, repaired or violation.", "route", "outcome"),
+		contractCalls: counter(names[9], "Calls with a schema to meet that got an answer to check, by outcome: valid, repaired or violation.", "route", "outcome"),
 		contractFails: counter(names[10], "Structured answers that were not JSON (parse) or broke their schema (validation), calls a repair made valid (repaired) and calls that broke it after every repair (exhausted).",
 			"route", "kind"),
-		repairs:    counter(names[11], "Repair requests made.", "route"),
-		breaker:    gauge(names[12], "Circuit breaker state of a target: 0 closed, 1 open, 2 half-open.", "provider", "upstream_model"),
-		changes:    counter(names[13], "Circuit breaker state changes, by the state entered.", "provider", "upstream_model", "to"),
-		refusals:   counter(names[14], "Calls refused by a limit, a budget or the tier before any upstream call, by limit.", "limit"),
-		budget:     gauge(names[15], "Spend over budget: of a tenant, or the highest of a tier's keys seen by this instance.", "scope", "name", "period"),
+		repairs:  counter(names[11], "Repair requests made.", "route"),
+		breaker:  gauge(names[12], "Circuit breaker state of a target: 0 closed, 1 open, 2 half-open.", "provider", "upstream_model"),
+		changes:  counter(names[13], "Circuit breaker state changes, by the state entered.", "provider", "upstream_model", "to"),
+		refusals: counter(names[14], "Calls refused by a limit, a budget or the tier before any upstream call, by limit.", "limit"),
+		budget: &budgetGauge{desc: prometheus.NewDesc(names[15], "Spend over budget this UTC day or month: of a tenant, or the highest of a tier's keys seen by this instance.",
+			[]string{"scope", "name", "period"}, nil), vals: map[[3]string]budgetValue{}, now: time.Now},
 		streams:    gauge(names[16], "Streams open now.", "route"),
 		storeFails: counter(names[17], "Failures of the stores admission relies on: the shared rate limiter (limiter) and the ledger budgets read (budget).", "store"),
 	}
@@ -175,16 +177,19 @@ func (m *Metrics) Observe(c Call) {
 	if !c.Structured {
 		return
 	}
-	outcome := "valid"
+	// The outcome of a call with an answer to check; a call that failed
+	// otherwise (or was refused) had none.
 	switch {
 	case c.Code == "schema_violation":
-		outcome = "violation"
+		m.contractCalls.WithLabelValues(c.Route, "violation").Inc()
 		m.contractFails.WithLabelValues(c.Route, "exhausted").Inc()
+	case c.Code != "ok":
 	case c.Repaired:
-		outcome = "repaired"
+		m.contractCalls.WithLabelValues(c.Route, "repaired").Inc()
 		m.contractFails.WithLabelValues(c.Route, "repaired").Inc()
+	default:
+		m.contractCalls.WithLabelValues(c.Route, "valid").Inc()
 	}
-	m.contractCalls.WithLabelValues(c.Route, outcome).Inc()
 	if c.ParseFailures > 0 {
 		m.contractFails.WithLabelValues(c.Route, "parse").Add(float64(c.ParseFailures))
 	}
@@ -230,9 +235,61 @@ func (m *Metrics) StreamOpened(route string) (closed func()) {
 func (m *Metrics) Refused(limit string) { m.refusals.WithLabelValues(limit).Inc() }
 
 // BudgetUsed sets the spend over budget of a tenant ("tenant") or of a
-// tier's most spent key ("tier") for period "day" or "month".
+// tier's most spent key ("tier") for period "day" or "month" (UTC), now.
+// Within a period the gauge only rises (spend does; reports may come out
+// of order); it reads 0 once the period is over, until the next report.
 func (m *Metrics) BudgetUsed(scope, name, period string, ratio float64) {
-	m.budget.WithLabelValues(scope, name, period).Set(ratio)
+	m.budget.set([3]string{scope, name, period}, ratio)
+}
+
+// budgetGauge is sluice_budget_used_ratio: the highest ratio reported in
+// the current period of each series.
+type budgetGauge struct {
+	desc *prometheus.Desc
+	now  func() time.Time
+	mu   sync.Mutex
+	vals map[[3]string]budgetValue
+}
+
+type budgetValue struct {
+	period int64 // periodOf when it was reported
+	ratio  float64
+}
+
+// periodOf returns the number of the UTC day or month t is in.
+func periodOf(period string, t time.Time) int64 {
+	t = t.UTC()
+	if period == "month" {
+		return int64(t.Year())*12 + int64(t.Month())
+	}
+	return t.Unix() / 86400
+}
+
+func (b *budgetGauge) set(key [3]string, ratio float64) {
+	p := periodOf(key[2], b.now())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v, ok := b.vals[key]; ok && v.period == p && v.ratio >= ratio {
+		return
+	}
+	b.vals[key] = budgetValue{p, ratio}
+}
+
+// Describe implements prometheus.Collector.
+func (b *budgetGauge) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
+
+// Collect implements prometheus.Collector.
+func (b *budgetGauge) Collect(ch chan<- prometheus.Metric) {
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, v := range b.vals {
+		ratio := v.ratio
+		if v.period != periodOf(k[2], now) {
+			ratio = 0 // a new period: nothing spent in it yet, as far as reported
+		}
+		ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, ratio, k[0], k[1], k[2])
+	}
 }
 
 // BreakerChanged records that the circuit breaker of a target entered
