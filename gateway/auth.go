@@ -70,6 +70,20 @@ func setCallHeaders(h http.Header, info *pipeline.CallInfo) {
 	}
 }
 
+// setUsageHeaders sets a whole contract answer's usage, cost and repairs:
+// Sluice-Input-Tokens, Sluice-Output-Tokens, Sluice-Cost-Usd and
+// Sluice-Repairs (a chat answer carries its usage in its body; a stream's
+// headers go out before they are known).
+func setUsageHeaders(h http.Header, info *pipeline.CallInfo) {
+	if !info.Ended {
+		return
+	}
+	h["Sluice-Input-Tokens"] = []string{strconv.Itoa(info.Usage.InputTokens)}
+	h["Sluice-Output-Tokens"] = []string{strconv.Itoa(info.Usage.OutputTokens)}
+	h["Sluice-Cost-Usd"] = []string{strconv.FormatFloat(info.CostUSD, 'g', -1, 64)}
+	h["Sluice-Repairs"] = []string{strconv.Itoa(info.Repairs)}
+}
+
 // CacheHeader marks an answer served from the route's response cache.
 const CacheHeader = "Sluice-Cache"
 

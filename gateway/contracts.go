@@ -52,6 +52,7 @@ func (g *Gateway) handleContract() http.Handler {
 		}
 		out, err := g.p.Contract(ctx, r.PathValue("name"), call.Input)
 		setCallHeaders(w.Header(), info)
+		setUsageHeaders(w.Header(), info)
 		if err != nil {
 			writeErrorFor(w, r, g.clientError(r, err))
 			return

@@ -1,5 +1,6 @@
-// Command sluice runs the Sluice LLM gateway (serve) and the provider
-// simulator (sim).
+// Command sluice runs the Sluice LLM gateway (serve), the provider
+// simulator (sim), golden-dataset evaluations (eval), and manages keys
+// and usage.
 package main
 
 import (
@@ -32,6 +33,10 @@ import (
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
 		os.Exit(1)
 	}
 }
@@ -54,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(serveCommand(getenv, stdout, stderr), simCommand(getenv, stdout, stderr),
-		keysCommand(getenv, stdout), usageCommand(getenv, stdout))
+		keysCommand(getenv, stdout), usageCommand(getenv, stdout), evalCommand(getenv, stdout, stderr))
 	return root.ExecuteContext(ctx)
 }
 
