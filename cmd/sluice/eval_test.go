@@ -183,3 +183,24 @@ func TestEvalInterrupted(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestEvalTwoRoutes runs one chat dataset on two routes side by side.
+func TestEvalTwoRoutes(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "chat.jsonl")
+	os.WriteFile(data, []byte(`{"id": "hello", "messages": [{"role": "user", "content": "Say hello."}], "expect": {"not_contains": ["<script>"]}}
+{"id": "json", "messages": [{"role": "user", "content": "Answer in JSON."}], "expect": {"valid": true}}
+`), 0o600)
+	out, errOut, code := runEval(t, t.Context(), nil, "--config", example(t, "sluice.yaml"), "--dataset", data,
+		"--route", "chat", "--route", "triage-model", "--out", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	rep := readJSONReport(t, filepath.Join(dir, "report.json"))
+	if n := len(rep["targets"].([]any)); n != 2 {
+		t.Errorf("%d targets in the report, want 2", n)
+	}
+	if !strings.Contains(out, "chat") || !strings.Contains(out, "triage-model") {
+		t.Errorf("the summary lacks a side-by-side table of both routes:\n%s", out)
+	}
+}
