@@ -82,6 +82,7 @@ type Pipeline struct {
 	guards      *guards
 	closers     []func() error
 	onRecord    func(context.Context, Record)
+	watch       watchers
 	metrics     *telemetry.Metrics
 	tracing     *telemetry.Tracing
 	schemas     *contract.Compiler

@@ -119,7 +119,18 @@ type Record struct {
 	replayed   bool       // the answer was an Idempotency-Key's kept one
 	started    bool       // a stream that was handed to its caller
 	closed     bool       // the caller left, or released its stream, before the end
+	tracked    *attempts  // the call's attempts, for AttemptDetails
 	finish     sluice.FinishReason
+}
+
+// AttemptDetails returns the call's upstream attempts, in the order the
+// router reported them (a hedged race's when it was over).
+func (r Record) AttemptDetails() []AttemptDetail {
+	a := r.tracked
+	if a == nil {
+		return nil
+	}
+	return append(append([]AttemptDetail(nil), a.details[:a.nd]...), a.more...)
 }
 
 // CodeClientClosed is the Code of a call whose caller left (or released
@@ -161,12 +172,43 @@ type attempts struct {
 	// first and last bound the time spent in upstream calls: from the
 	// start of the first to the end of the last.
 	first, last time.Time
+	// details are the attempts as they went, for AttemptDetails: the
+	// first few inline, the rest in more.
+	details [4]AttemptDetail
+	nd      int
+	more    []AttemptDetail
+}
+
+// An AttemptDetail is one upstream attempt of a call.
+type AttemptDetail struct {
+	Provider, Model string
+	// Outcome is "ok", the error code, "hedge_lost", "client_closed",
+	// "breaker_open" or "bulkhead_full"; Kind "first", "retry",
+	// "fallback" or "hedge".
+	Outcome, Kind  string
+	Duration, Wait time.Duration
 }
 
 func (a *attempts) add(at router.Attempt) {
 	now := time.Now()
 	retry, hedge, fallback := at.Retry, at.Hedge, !at.Retry && !at.Hedge && a.failed
-	a.observe(at, now, fallback)
+	outcome := a.observe(at, now, fallback)
+	kind := "first"
+	switch {
+	case retry:
+		kind = "retry"
+	case hedge:
+		kind = "hedge"
+	case fallback:
+		kind = "fallback"
+	}
+	d := AttemptDetail{Provider: at.Provider, Model: at.Model, Outcome: outcome, Kind: kind, Duration: at.Duration, Wait: at.Wait}
+	if a.nd < len(a.details) {
+		a.details[a.nd] = d
+		a.nd++
+	} else {
+		a.more = append(a.more, d)
+	}
 	if at.Skipped {
 		// An open breaker or a full bulkhead: the target was not called,
 		// and the next one is a fallback.
@@ -195,12 +237,10 @@ func (a *attempts) add(at router.Attempt) {
 	a.last = now
 }
 
-// observe hands one attempt, ended at end, to the metrics and the trace.
-func (a *attempts) observe(at router.Attempt, end time.Time, fallback bool) {
+// observe hands one attempt, ended at end, to the metrics and the trace,
+// and returns its outcome.
+func (a *attempts) observe(at router.Attempt, end time.Time, fallback bool) string {
 	p := a.p
-	if p.metrics == nil && p.tracing == nil {
-		return
-	}
 	outcome := attemptOutcome(at)
 	if at.Err != nil && !at.Lost && a.ctx.Err() != nil && errors.Is(at.Err, context.Canceled) {
 		outcome = CodeClientClosed
@@ -211,6 +251,7 @@ func (a *attempts) observe(at router.Attempt, end time.Time, fallback bool) {
 	if p.tracing != nil {
 		p.attemptSpan(a.ctx, at, end, outcome, fallback)
 	}
+	return outcome
 }
 
 // attemptOutcome names how an attempt ended, for its metric and span: "ok",
@@ -360,6 +401,7 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 		noteAttempts(ctx)
 	}
 	a, _ := ctx.Value(attemptsKey{}).(*attempts)
+	rec.tracked = a
 	if a != nil {
 		rec.Provider, rec.UpstreamModel, rec.Attempts = a.provider, a.model, a.n
 		if rec.cacheHit {
@@ -412,6 +454,7 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 	if p.onRecord != nil {
 		p.onRecord(context.WithoutCancel(ctx), rec)
 	}
+	p.watch.notify(rec)
 	if rec.Stream && rec.Err != nil && p.logger.Enabled(ctx, slog.LevelInfo) {
 		p.logger.LogAttrs(ctx, slog.LevelInfo, "stream ended early",
 			slog.String("model", rec.Model), slog.Int("input_tokens", rec.Usage.InputTokens),

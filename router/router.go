@@ -36,6 +36,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -82,10 +83,11 @@ type Route struct {
 // A Router holds the routes. It is safe for concurrent use; routes do not
 // change after New.
 type Router struct {
-	routes   map[string]*route
-	names    []string
-	breakers []*breaker // sorted by provider and model
-	rand     func() float64
+	routes    map[string]*route
+	providers map[string]*providerState
+	names     []string
+	breakers  []*breaker // sorted by provider and model
+	rand      func() float64
 }
 
 // route is a Route with what the router keeps for it.
@@ -221,6 +223,7 @@ func NewWithOptions(routes []Route, opts Options) (*Router, error) {
 	slices.SortFunc(r.breakers, func(a, b *breaker) int {
 		return cmp.Or(cmp.Compare(a.provider, b.provider), cmp.Compare(a.model, b.model))
 	})
+	r.providers = providers
 	return r, nil
 }
 
@@ -245,6 +248,24 @@ func (r *Router) Breakers() []BreakerStatus {
 	for i, b := range r.breakers {
 		out[i] = b.status(now)
 	}
+	return out
+}
+
+// A BulkheadStatus is a provider's calls in flight against its bulkhead.
+type BulkheadStatus struct {
+	Provider                string
+	InFlight, MaxConcurrent int
+}
+
+// Bulkheads returns the providers that have a bulkhead, by name.
+func (r *Router) Bulkheads() []BulkheadStatus {
+	var out []BulkheadStatus
+	for name, ps := range r.providers {
+		if ps.bh != nil {
+			out = append(out, BulkheadStatus{Provider: name, InFlight: len(ps.bh), MaxConcurrent: cap(ps.bh)})
+		}
+	}
+	slices.SortFunc(out, func(a, b BulkheadStatus) int { return strings.Compare(a.Provider, b.Provider) })
 	return out
 }
 
