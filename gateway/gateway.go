@@ -16,7 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sluice-gw/sluice"
+
 	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/telemetry"
 )
@@ -63,6 +65,9 @@ type Options struct {
 	// Metrics serves GET /metrics (a Prometheus handler over the registry
 	// the pipeline's metrics are on); nil: no metrics endpoint.
 	Metrics http.Handler
+	// Registry is the registry the pipeline's metrics are on, which the
+	// dashboard's overview reads (/ui); nil: an overview without metrics.
+	Registry prometheus.Gatherer
 	// Tracing, when set, continues a client's trace (W3C traceparent) in
 	// the call's span; the pipeline's Options.Tracing makes the spans.
 	Tracing *telemetry.Tracing

@@ -22,6 +22,9 @@ func (g *Gateway) routes() http.Handler {
 	if g.opts.Metrics != nil {
 		mux.Handle("GET /metrics", g.opts.Metrics)
 	}
+	if g.opts.AdminKey != "" {
+		newUI(g).routes(mux) // the dashboard, behind the admin key
+	}
 	mux.Handle("GET /healthz", g.handleHealthz())
 	mux.Handle("GET /readyz", g.handleReadyz())
 	mux.Handle("/", g.handleNotFound())

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -194,6 +196,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		return err
 	}
 	defer p.Close()
+	admin, runKey := adminKey(cfg), false
+	if admin == "" && cfg.Auth == nil {
+		// The zero-config gateway (loopback only, see checkOpen) gets an
+		// admin key for this run, printed below, so that its dashboard
+		// works out of the box.
+		admin, runKey = "sluice-admin-"+newRunKey(), true
+	}
 	opts := gateway.Options{
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		Heartbeat:          cfg.Streams.Heartbeat.D(),
@@ -201,8 +210,9 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		ResumeGrace:        cfg.Streams.ResumeGrace.D(),
 		ResumeRetention:    cfg.Streams.ResumeRetention.D(),
 		IdempotencyTTL:     cfg.State.IdempotencyTTL.D(),
-		AdminKey:           adminKey(cfg),
+		AdminKey:           admin,
 		Tracing:            tracing,
+		Registry:           reg,
 	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if cfg.Metrics.Listen == "" {
@@ -239,6 +249,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 		fmt.Fprintf(stdout, "no auth section: any API key is accepted (add auth to the config to require keys)\n")
 	}
 	fmt.Fprintf(stdout, "models: %s\n", strings.Join(p.Models(), ", "))
+	switch {
+	case runKey:
+		fmt.Fprintf(stdout, "dashboard: http://%s/ui (admin key for this run: %s; set auth.admin_key to choose one)\n", addr, admin)
+	case admin != "":
+		fmt.Fprintf(stdout, "dashboard: http://%s/ui (sign in with auth.admin_key)\n", addr)
+	}
 	if models := p.Models(); len(models) > 0 {
 		fmt.Fprintf(stdout, "try: curl -N http://%s/v1/chat/completions -H 'content-type: application/json' -d '{\"model\":\"%s\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n", addr, models[0])
 	}
@@ -268,6 +284,13 @@ func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (bound strin
 		srv.Close()
 		<-done
 	}, nil
+}
+
+// newRunKey returns 24 random hex digits.
+func newRunKey() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // jobWorkers is how many queued jobs an instance runs at once.
