@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-gw/sluice"
+	"github.com/sluice-gw/sluice/internal/jsonw"
 )
 
 // wireRequest is a client's Messages request. Fields that are not listed
@@ -189,7 +189,7 @@ func jsonError(data []byte, prefix string, err error) *sluice.Error {
 	}
 	return &sluice.Error{
 		Code:    sluice.CodeInvalidRequest,
-		Message: fmt.Sprintf("%s: expected %s, got %s.", param, kindName(ute.Type), valueName(ute.Value)),
+		Message: fmt.Sprintf("%s: expected %s, got %s.", param, jsonw.KindName(ute.Type), valueName(ute.Value)),
 		Param:   param,
 		Err:     err,
 	}
@@ -230,32 +230,6 @@ func locate(body []byte, field string) string {
 		}
 	}
 	return field
-}
-
-// kindName describes a Go type of the wire structs in JSON words.
-func kindName(t reflect.Type) string {
-	if t == nil {
-		return "another type"
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return "another type"
 }
 
 // valueName words encoding/json's description of a JSON value ("number 1.5",

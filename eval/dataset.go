@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-gw/sluice/internal/jsonw"
 )
 
 // CheckKinds lists the kinds of check in the order an attempt's Checks hold
@@ -233,34 +234,11 @@ func decodeMsg(err error) string {
 		if field == "" {
 			field = "value"
 		}
-		return fmt.Sprintf("%s: got %s, want %s", field, typ.Value, jsonKind(typ.Type))
+		return fmt.Sprintf("%s: got %s, want %s", field, typ.Value, jsonw.KindName(typ.Type))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "not valid JSON: unexpected end of line"
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-// jsonKind names the JSON value a Go type decodes from.
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return t.String()
 }
 
 // regexpMsg shortens a regexp compile error: its pattern is already known.

@@ -790,14 +790,7 @@ func checkRequestID(t *testing.T, resp *http.Response, data string) {
 // values contain any of leaks, compared without case.
 func checkTaxLeaks(t *testing.T, resp *http.Response, body string, leaks []string) {
 	t.Helper()
-	var all strings.Builder
-	all.WriteString(body)
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			all.WriteString("\n" + k + ": " + v)
-		}
-	}
-	low := strings.ToLower(all.String())
+	low := answerText(resp, body)
 	for _, bad := range leaks {
 		if bad != "" && strings.Contains(low, strings.ToLower(bad)) {
 			t.Errorf("the answer leaks %q", bad)

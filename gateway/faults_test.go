@@ -523,10 +523,8 @@ func checkFaultText(t *testing.T, text string, words int) {
 	}
 }
 
-// checkFaultLeaks fails the test if the answer's body or headers contain
-// any of leaks, or name overloaded_error other than as an error type.
-func checkFaultLeaks(t *testing.T, resp *http.Response, body string, leaks []string) {
-	t.Helper()
+// answerText returns all a client got, body and headers, in lower case.
+func answerText(resp *http.Response, body string) string {
 	var all strings.Builder
 	all.WriteString(body)
 	for k, vs := range resp.Header {
@@ -534,7 +532,14 @@ func checkFaultLeaks(t *testing.T, resp *http.Response, body string, leaks []str
 			all.WriteString("\n" + k + ": " + v)
 		}
 	}
-	low := strings.ToLower(all.String())
+	return strings.ToLower(all.String())
+}
+
+// checkFaultLeaks fails the test if the answer's body or headers contain
+// any of leaks, or name overloaded_error other than as an error type.
+func checkFaultLeaks(t *testing.T, resp *http.Response, body string, leaks []string) {
+	t.Helper()
+	low := answerText(resp, body)
 	for _, bad := range leaks {
 		if strings.Contains(low, strings.ToLower(bad)) {
 			t.Errorf("the answer leaks %q", bad)
