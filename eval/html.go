@@ -553,28 +553,14 @@ ul.fails li { font-family: ui-monospace, monospace; font-size: 12px; word-break:
 {{- if .R.Regressions}}
 <section id="regressions">
 <h2>Regressions</h2>
-<table class="data">
-<thead><tr><th>target</th><th>case</th><th>kind</th><th>detail</th></tr></thead>
-<tbody>
-{{- range .R.Regressions}}
-<tr><td>{{.Target}}</td><td>{{.Case}}</td><td>{{.Kind}}</td><td>{{.Detail}}</td></tr>
-{{- end}}
-</tbody>
-</table>
+{{template "findings" .R.Regressions}}
 </section>
 {{- end}}
 
 {{- if .R.Notes}}
 <section id="notes">
 <h2>Notes</h2>
-<table class="data">
-<thead><tr><th>target</th><th>case</th><th>kind</th><th>detail</th></tr></thead>
-<tbody>
-{{- range .R.Notes}}
-<tr><td>{{.Target}}</td><td>{{.Case}}</td><td>{{.Kind}}</td><td>{{.Detail}}</td></tr>
-{{- end}}
-</tbody>
-</table>
+{{template "findings" .R.Notes}}
 </section>
 {{- end}}
 
@@ -609,6 +595,16 @@ ul.fails li { font-family: ui-monospace, monospace; font-size: 12px; word-break:
 </script>
 </body>
 </html>
+{{- define "findings"}}
+<table class="data">
+<thead><tr><th>target</th><th>case</th><th>kind</th><th>detail</th></tr></thead>
+<tbody>
+{{- range .}}
+<tr><td>{{.Target}}</td><td>{{.Case}}</td><td>{{.Kind}}</td><td>{{.Detail}}</td></tr>
+{{- end}}
+</tbody>
+</table>
+{{- end}}
 {{define "chart"}}<figure>
 <figcaption>{{.Label}}</figcaption>
 <svg class="chart" id="{{.ID}}" role="img" aria-label="{{.Label}}" data-points="{{.Points}}" viewBox="0 0 {{num .Width}} {{num .Height}}" width="{{num .Width}}" height="{{num .Height}}">
