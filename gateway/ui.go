@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,7 @@ type ui struct {
 
 	recent *recentCalls
 	stats  *uiStats
+	keys   keyNames
 }
 
 type uiSession struct {
@@ -225,7 +227,16 @@ func (u *ui) handleOverview(w http.ResponseWriter, r *http.Request) {
 func (u *ui) handleRequests(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := rowFilter{route: q.Get("route"), status: q.Get("status"), key: q.Get("key")}
-	writeJSON(w, map[string]any{"requests": u.recent.list(f, 200)})
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = 100
+	}
+	rows := u.recent.list(f, min(limit, uiRecent))
+	names := u.keys.get(r.Context(), u.g.p, u.g.opts.Now())
+	for i := range rows {
+		rows[i].KeyName = names[rows[i].KeyID]
+	}
+	writeJSON(w, map[string]any{"requests": rows})
 }
 
 func (u *ui) handleRequest(w http.ResponseWriter, r *http.Request) {
@@ -234,6 +245,7 @@ func (u *ui) handleRequest(w http.ResponseWriter, r *http.Request) {
 		writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeNotFound, Message: "That request is not among the recent ones."})
 		return
 	}
+	row.KeyName = u.keys.get(r.Context(), u.g.p, u.g.opts.Now())[row.KeyID]
 	writeJSON(w, row)
 }
 
@@ -257,6 +269,8 @@ func (u *ui) handleRequestStream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case row := <-ch:
+			row.KeyName = u.keys.get(r.Context(), u.g.p, u.g.opts.Now())[row.KeyID]
+			row.Prompt, row.Completion = "", "" // the detail view has them
 			b, _ := json.Marshal(row)
 			if sw.WriteEvent("request", b) != nil {
 				return
@@ -360,6 +374,10 @@ func (u *ui) handleProviders(w http.ResponseWriter, r *http.Request) {
 		}
 		if rt.Hedge.After > 0 || rt.Hedge.P95 {
 			rv.Hedge = map[string]any{"after_ms": float64(rt.Hedge.After.Microseconds()) / 1000, "p95": rt.Hedge.P95}
+		}
+		if b := rt.Breaker; b.FailureRate > 0 || b.Consecutive > 0 {
+			rv.Breaker = map[string]any{"failure_rate": b.FailureRate, "consecutive": b.Consecutive,
+				"window_ms": msOf(b.Window), "min_requests": b.MinRequests, "open_for_ms": msOf(b.OpenFor)}
 		}
 		for _, t := range rt.Targets {
 			rv.Targets = append(rv.Targets, routeTargetView{Provider: t.ProviderName, Model: t.Model, Weight: t.Weight})

@@ -19,6 +19,7 @@ type callRow struct {
 	ID           string          `json:"id"`
 	Time         time.Time       `json:"time"`
 	KeyID        string          `json:"key_id,omitempty"`
+	KeyName      string          `json:"key_name,omitempty"`
 	Tenant       string          `json:"tenant,omitempty"`
 	Route        string          `json:"route"`
 	Model        string          `json:"model,omitempty"`
@@ -119,6 +120,33 @@ func (rc *recentCalls) each(f func(*callRow) bool) {
 			return
 		}
 	}
+}
+
+// keyNames caches the names of the keys, for the live view's rows.
+type keyNames struct {
+	mu    sync.Mutex
+	names map[string]string
+	at    time.Time
+}
+
+// get returns the keys' names, read again from the key store when the
+// cache is older than 10 s.
+func (kn *keyNames) get(ctx context.Context, p *pipeline.Pipeline, now time.Time) map[string]string {
+	kn.mu.Lock()
+	defer kn.mu.Unlock()
+	if kn.names != nil && now.Sub(kn.at) < 10*time.Second {
+		return kn.names
+	}
+	names := map[string]string{}
+	if p.Keys() != nil {
+		if keys, err := p.Auth().List(ctx); err == nil {
+			for _, k := range keys {
+				names[k.ID] = k.Name
+			}
+		}
+	}
+	kn.names, kn.at = names, now
+	return names
 }
 
 // rowFilter selects rows: by route, status ("ok" or "error") and key id.
@@ -500,7 +528,13 @@ func (s *uiStats) overview() uiOverview {
 	}
 	ov.OpenStreams = cur.openStreams
 	ov.Retries, ov.Fallbacks, ov.Hedges = cur.retries-base.retries, cur.fallbacks-base.fallbacks, cur.hedges-base.hedges
-	points := append(samples, cur)
+	points := samples
+	if n := len(samples); n == 0 || cur.t.Sub(samples[n-1].t) >= sampleEvery/2 {
+		// The step since the last sample is long enough to say
+		// something; a shorter one would be noise (or divide by
+		// microseconds).
+		points = append(points, cur)
+	}
 	for i := 1; i < len(points); i++ {
 		a, b := points[i-1], points[i]
 		dt := b.t.Sub(a.t).Seconds()
