@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/html/atom"
 
 	"github.com/sluice-gw/sluice/eval"
+	"github.com/sluice-gw/sluice/internal/testutil/browser"
 )
 
 // The fixture's charts: latency up to 400 ms makes bins of 50 ms, eight
@@ -252,19 +253,12 @@ func TestHTMLEscapes(t *testing.T) {
 	}
 }
 
-const chromiumPath = "/usr/bin/chromium"
-
 // TestHTMLInChromium opens the report in headless Chromium, with HTTP
 // blocked and every request other than file: and data: counted as a
 // failure, and reads back
 // the embedded data, the charts and a screenshot.
 func TestHTMLInChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("SLUICE_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%s: %v (SLUICE_TEST_REQUIRE_SERVICES=1)", chromiumPath, err)
-		}
-		t.Skipf("SKIP: no Chromium at %s; install it (apt-get install chromium) to test the HTML report in a browser", chromiumPath)
-	}
+	browser.Require(t)
 	r := comparedReport()
 	dir := t.TempDir()
 	page := filepath.Join(dir, "report.html")
@@ -274,20 +268,7 @@ func TestHTMLInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(filepath.Join(dir, "profile")),
-		chromedp.WindowSize(1200, 900),
-	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, browser.Options(filepath.Join(dir, "profile"), 1200, 900)...)
 	defer cancelAlloc() // kills the browser and waits for it
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
 	defer cancelTab()
