@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -371,5 +373,43 @@ func TestServeTraces(t *testing.T) {
 		case on && (got == 0 || !strings.Contains(spans, "gen_ai.request.model") || !strings.Contains(spans, "sim-fast")):
 			t.Errorf("with an endpoint set: %d exports, spans %q", got, spans)
 		}
+	}
+}
+
+// TestServeDashboard checks the zero-config dashboard: sluice serve prints
+// an admin key for the run; signing in with it shows the overview, and the
+// playground streams a simulator answer.
+func TestServeDashboard(t *testing.T) {
+	base, stop, out := startServe(t, nil)
+	m := regexp.MustCompile(`admin key for this run: (\S+);`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no admin key in the output:\n%s", out)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(base+"/ui/login", url.Values{"key": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := readBody(t, resp)
+	if !strings.Contains(page, `data-page="overview"`) {
+		t.Fatalf("after sign-in, not the overview:\n%.500s", page)
+	}
+	token := regexp.MustCompile(`name="csrf-token" content="([0-9a-f]+)"`).FindStringSubmatch(page)
+	if token == nil {
+		t.Fatal("no CSRF token in the page")
+	}
+	req, _ := http.NewRequest("POST", base+"/ui/api/playground", strings.NewReader(`{"target":"route:sim-fast","message":"hi"}`))
+	req.Header.Set("X-CSRF-Token", token[1])
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := readBody(t, resp)
+	if strings.Count(stream, "event: delta") < 2 || !strings.Contains(stream, "event: done") {
+		t.Errorf("the playground did not stream an answer:\n%.1000s", stream)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
