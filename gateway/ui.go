@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
+	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/sse"
 )
@@ -53,6 +54,15 @@ type ui struct {
 	recent *recentCalls
 	stats  *uiStats
 	keys   keyNames
+
+	limitsMu sync.Mutex
+	limits   map[string]keyLimits // by key id: the rate limits of its last call
+}
+
+// keyLimits are a key's rate limits as its last call found them.
+type keyLimits struct {
+	h  guard.Headers
+	at time.Time
 }
 
 type uiSession struct {
@@ -63,7 +73,7 @@ type uiSession struct {
 // newUI returns the dashboard of g; it watches g's pipeline for the live
 // view from now on.
 func newUI(g *Gateway) *ui {
-	u := &ui{g: g, pages: map[string]*template.Template{}, sessions: map[string]uiSession{},
+	u := &ui{g: g, pages: map[string]*template.Template{}, sessions: map[string]uiSession{}, limits: map[string]keyLimits{},
 		recent: newRecentCalls(uiRecent), stats: newUIStats(g.opts.Registry, g.opts.Now)}
 	for _, p := range uiPages {
 		u.pages[p.name] = template.Must(template.ParseFS(uiFS, "ui/layout.html", "ui/"+p.name+".html"))
@@ -76,6 +86,11 @@ func newUI(g *Gateway) *ui {
 	u.static = http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	g.p.Watch(func(rec pipeline.Record) {
 		u.recent.add(rowOf(rec))
+		if rec.Caller.Key != "" && rec.RateLimits != (guard.Headers{}) {
+			u.limitsMu.Lock()
+			u.limits[rec.Caller.Key] = keyLimits{rec.RateLimits, rec.Start}
+			u.limitsMu.Unlock()
+		}
 		u.stats.maybeSample()
 	})
 	return u
@@ -290,6 +305,17 @@ type keyRow struct {
 	RPM             int64   `json:"rpm,omitempty"`
 	TPM             int64   `json:"tpm,omitempty"`
 	DisabledAsState bool    `json:"disabled"`
+	// Headroom is what the key's rate limits had left at its last call on
+	// this instance (none before one).
+	Headroom *headroom `json:"headroom,omitempty"`
+}
+
+type headroom struct {
+	RequestsRemaining int64     `json:"requests_remaining"`
+	RequestsLimit     int64     `json:"requests_limit"`
+	TokensRemaining   int64     `json:"tokens_remaining"`
+	TokensLimit       int64     `json:"tokens_limit"`
+	AsOf              time.Time `json:"as_of"`
 }
 
 func (u *ui) handleKeys(w http.ResponseWriter, r *http.Request) {
@@ -305,6 +331,12 @@ func (u *ui) handleKeys(w http.ResponseWriter, r *http.Request) {
 		if t, ok := u.g.p.Tier(k.Tier); ok {
 			row.DailyBudgetUSD, row.MonthlyBudget, row.RPM, row.TPM = t.DailyBudgetUSD, t.MonthlyBudgetUSD, t.RPM, t.TPM
 		}
+		u.limitsMu.Lock()
+		if l, ok := u.limits[k.ID]; ok {
+			row.Headroom = &headroom{RequestsRemaining: l.h.RemainingRequests, RequestsLimit: l.h.LimitRequests,
+				TokensRemaining: l.h.RemainingTokens, TokensLimit: l.h.LimitTokens, AsOf: l.at}
+		}
+		u.limitsMu.Unlock()
 		rows = append(rows, row)
 	}
 	writeJSON(w, map[string]any{"keys": rows, "tiers": u.g.p.TierNames()})
@@ -345,6 +377,7 @@ type routeView struct {
 	Retry   map[string]any    `json:"retry,omitempty"`
 	Hedge   map[string]any    `json:"hedge,omitempty"`
 	Breaker map[string]any    `json:"breaker,omitempty"`
+	Cache   map[string]any    `json:"cache,omitempty"`
 }
 
 type routeTargetView struct {
@@ -374,6 +407,13 @@ func (u *ui) handleProviders(w http.ResponseWriter, r *http.Request) {
 		}
 		if rt.Hedge.After > 0 || rt.Hedge.P95 {
 			rv.Hedge = map[string]any{"after_ms": float64(rt.Hedge.After.Microseconds()) / 1000, "p95": rt.Hedge.P95}
+		}
+		if c, ok := p.RouteCache(rt.Name); ok {
+			serve := "down"
+			if c.Always {
+				serve = "always"
+			}
+			rv.Cache = map[string]any{"ttl_ms": msOf(c.TTL), "max_temperature": c.MaxTemperature, "serve": serve}
 		}
 		if b := rt.Breaker; b.FailureRate > 0 || b.Consecutive > 0 {
 			rv.Breaker = map[string]any{"failure_rate": b.FailureRate, "consecutive": b.Consecutive,

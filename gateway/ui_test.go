@@ -37,7 +37,7 @@ pricing: {sim-fast: {input: 1, output: 2}, sim-json: {input: 1, output: 2}}
 providers: [{name: s, type: sim, fault: "chunk_delay=2ms"}]
 models:
   - {name: chat, targets: [{provider: s, model: sim-fast}]}
-  - {name: json, targets: [{provider: s, model: sim-json}]}
+  - {name: json, targets: [{provider: s, model: sim-json}], cache: {ttl: 1m}}
 contracts:
   - {name: city, model: json, schema: {type: object, properties: {name: {type: string}}, required: [name]}}
 `, pipeline.Options{Metrics: m})
@@ -213,6 +213,9 @@ func TestUIAPI(t *testing.T) {
 	if len(keys.Keys) != 1 || keys.Keys[0]["daily_budget_usd"] != 5.0 || keys.Keys[0]["spend_today_usd"].(float64) <= 0 {
 		t.Errorf("keys: %v", keys.Keys)
 	}
+	if h, _ := keys.Keys[0]["headroom"].(map[string]any); h["requests_limit"] != 600.0 || h["requests_remaining"].(float64) >= 600 {
+		t.Errorf("headroom after one call: %v", keys.Keys[0]["headroom"])
+	}
 	if resp, b := uiPost(t, c, gw.URL+"/ui/api/keys/"+created.ID+"/disable", csrf, ``); resp.StatusCode != 200 {
 		t.Errorf("disable: %d %s", resp.StatusCode, b)
 	}
@@ -228,6 +231,9 @@ func TestUIAPI(t *testing.T) {
 	uiGet(t, c, gw.URL+"/ui/api/providers", &prov)
 	if len(prov["routes"].([]any)) != 2 || len(prov["contracts"].([]any)) != 1 {
 		t.Errorf("providers: %v", prov)
+	}
+	if cache, _ := prov["routes"].([]any)[1].(map[string]any)["cache"].(map[string]any); cache["ttl_ms"] != 60000.0 {
+		t.Errorf("the json route's cache: %v", prov["routes"].([]any)[1])
 	}
 
 	for _, tc := range []struct{ target, msg, want string }{

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/router"
@@ -102,4 +103,23 @@ func (p *Pipeline) TierNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// A CacheInfo is a route's response cache policy.
+type CacheInfo struct {
+	TTL            time.Duration
+	MaxTemperature float64
+	// Always reports that hits are served as a normal cache, not only when
+	// every target failed.
+	Always bool
+}
+
+// RouteCache returns the response cache policy of model route name, if it
+// has one.
+func (p *Pipeline) RouteCache(name string) (CacheInfo, bool) {
+	cp := p.caches[name]
+	if cp == nil {
+		return CacheInfo{}, false
+	}
+	return CacheInfo{TTL: cp.ttl, MaxTemperature: cp.maxTemp, Always: cp.always}, true
 }

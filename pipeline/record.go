@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/contract"
+	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/router"
 	"github.com/sluice-gw/sluice/telemetry"
 )
@@ -111,6 +112,10 @@ type Record struct {
 	// MaxLoggedContent bytes.
 	Prompt, Completion string
 	logContent         bool
+
+	// RateLimits are the rate limits the call was held to at admission,
+	// as its x-ratelimit-* headers said (zero when none applied).
+	RateLimits guard.Headers
 
 	whole      bool       // a checked stream's answer came whole (then broke its schema)
 	structured bool       // the answer had a schema to meet
@@ -425,6 +430,9 @@ func (p *Pipeline) record(ctx context.Context, rec Record) {
 			model = g.primary[rec.Model]
 		}
 		rec.Cost = g.pricing.Cost(model, rec.Usage)
+	}
+	if rec.adm != nil {
+		rec.RateLimits = rec.adm.Headers
 	}
 	rec.adm.settle(ctx, rec)
 	if rec.Duration == 0 && !rec.Start.IsZero() {

@@ -576,6 +576,14 @@ function pageKeys() {
     return isNum(budget) && budget > 0 ? `${fmtUSD(v)} of ${fmtUSD(budget)}` : fmtUSD(v);
   }
 
+  // headroomText is a limit, with what was left of it at the key's last
+  // call on this instance, when there was one.
+  function headroomText(limit, h, what) {
+    if (!isNum(limit) || limit <= 0) return fmtLimit(limit);
+    if (!h || !isNum(h[`${what}_remaining`]) || !h[`${what}_limit`]) return fmtLimit(limit);
+    return `${fmtInt(h[`${what}_remaining`])} left of ${fmtLimit(limit)} (at ${fmtDateTime(h.as_of)})`;
+  }
+
   function keyRow(k) {
     const name = k.name || k.id;
     const status = k.disabled || k.active === false ? 'disabled' : 'active';
@@ -589,8 +597,8 @@ function pageKeys() {
       el('td', null, k.created ? fmtDateTime(k.created) : NONE),
       el('td', { class: 'num' }, spend(k.spend_today_usd, k.daily_budget_usd)),
       el('td', { class: 'num' }, spend(k.spend_month_usd, k.monthly_budget_usd)),
-      el('td', { class: 'num' }, fmtLimit(k.rpm)),
-      el('td', { class: 'num' }, fmtLimit(k.tpm)),
+      el('td', { class: 'num' }, headroomText(k.rpm, k.headroom, 'requests')),
+      el('td', { class: 'num' }, headroomText(k.tpm, k.headroom, 'tokens')),
       el('td', { class: 'actions' },
         el('button', { type: 'button', class: 'key-disable', disabled: status === 'disabled', 'aria-label': `Disable key ${name}` }, 'Disable'),
         ' ',
