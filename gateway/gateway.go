@@ -91,6 +91,10 @@ type Gateway struct {
 	// end with an error event.
 	abortCtx context.Context
 	abort    context.CancelFunc
+	// drainCtx is cancelled by Drain: long-lived views (the dashboard's
+	// live stream) end then, so that shutdown need not wait for them.
+	drainCtx context.Context
+	drain    context.CancelFunc
 	once     sync.Once
 }
 
@@ -128,6 +132,7 @@ func New(logger *slog.Logger, p *pipeline.Pipeline, opts Options) *Gateway {
 	}
 	g := &Gateway{p: p, logger: logger, opts: opts, jobWake: make(chan struct{}, 1)}
 	g.abortCtx, g.abort = context.WithCancel(context.Background())
+	g.drainCtx, g.drain = context.WithCancel(context.Background())
 	g.handler = g.routes()
 	return g
 }
@@ -144,7 +149,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.
 // Drain marks the gateway as shutting down: /readyz answers 503 from now on,
 // for whoever can still reach it (sluice serve closes its listener at the same
 // moment). In-flight requests go on.
-func (g *Gateway) Drain() { g.draining.Store(true) }
+func (g *Gateway) Drain() {
+	g.draining.Store(true)
+	g.drain()
+}
 
 // Abort ends every call still running: its upstream call is cancelled and a
 // stream ends with a stream_interrupted error event in the client's dialect.
@@ -152,6 +160,7 @@ func (g *Gateway) Drain() { g.draining.Store(true) }
 // (http.Server.Shutdown does).
 func (g *Gateway) Abort() {
 	g.draining.Store(true)
+	g.drain()
 	g.once.Do(g.abort)
 }
 

@@ -79,11 +79,20 @@ func newUI(g *Gateway) *ui {
 		u.pages[p.name] = template.Must(template.ParseFS(uiFS, "ui/layout.html", "ui/"+p.name+".html"))
 	}
 	u.login = template.Must(template.ParseFS(uiFS, "ui/login.html"))
-	static, err := fs.Sub(uiFS, "ui")
+	files, err := fs.Sub(uiFS, "ui")
 	if err != nil {
 		panic(err) // the embedded tree always has ui/
 	}
-	u.static = http.StripPrefix("/ui/static/", http.FileServerFS(static))
+	fileServer := http.StripPrefix("/ui/static/", http.FileServerFS(files))
+	u.static = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ui/static/app.js", "/ui/static/style.css": // the templates and listings are not served
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			fileServer.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 	g.p.Watch(func(rec pipeline.Record) {
 		u.recent.add(rowOf(rec))
 		if rec.Caller.Key != "" && rec.RateLimits != (guard.Headers{}) {
@@ -141,9 +150,18 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// setPageHeaders sets the headers of every dashboard page: HTML, never
+// cached, nothing loaded from elsewhere, never framed.
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+}
+
 func (u *ui) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	setPageHeaders(w.Header())
 	u.login.ExecuteTemplate(w, "login", map[string]any{"Failed": r.URL.Query().Get("failed") != ""})
 }
 
@@ -153,8 +171,10 @@ func (u *ui) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	key := r.PostFormValue("key")
-	if subtle.ConstantTimeCompare([]byte(key), []byte(u.g.opts.AdminKey)) != 1 {
-		u.g.logger.Warn("dashboard login refused", "request_id", requestID(r.Context()), "remote", r.RemoteAddr)
+	// Hashes compared, as the admin API does: the same length whatever
+	// was sent.
+	if subtle.ConstantTimeCompare([]byte(guard.HashKey(key)), []byte(guard.HashKey(u.g.opts.AdminKey))) != 1 {
+		u.g.logger.Warn("dashboard login refused", "request_id", requestID(r.Context()), "client_ip", clientIP(r, u.g.opts.TrustedProxies))
 		http.Redirect(w, r, "/ui/login?failed=1", http.StatusSeeOther)
 		return
 	}
@@ -206,11 +226,7 @@ func (u *ui) page(name string) http.Handler {
 			http.Error(w, "The page could not be rendered.", http.StatusInternalServerError)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
+		setPageHeaders(w.Header())
 		w.Write(buf.Bytes())
 	})
 }
@@ -270,6 +286,8 @@ func (u *ui) handleRequestStream(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	sse.SetHeaders(w.Header())
 	sw := sse.NewWriter(w)
+	deadline := func() { sw.SetWriteDeadline(time.Now().Add(u.g.opts.StreamWriteTimeout)) }
+	deadline()
 	sw.WriteComment("live")
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
@@ -277,16 +295,24 @@ func (u *ui) handleRequestStream(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case <-u.g.abortCtx.Done():
-			return
+		case <-u.g.drainCtx.Done():
+			return // the page's EventSource reconnects, to another instance
 		case <-ping.C:
+			if _, _, ok := u.session(r); !ok {
+				return // signed out, or the session expired
+			}
+			deadline()
 			if sw.WriteComment("ping") != nil {
 				return
 			}
 		case row := <-ch:
+			if _, _, ok := u.session(r); !ok {
+				return
+			}
 			row.KeyName = u.keys.get(r.Context(), u.g.p, u.g.opts.Now())[row.KeyID]
-			row.Prompt, row.Completion = "", "" // the detail view has them
+			row.Prompt, row.Completion, row.Detail = "", "", nil // the detail view has them
 			b, _ := json.Marshal(row)
+			deadline()
 			if sw.WriteEvent("request", b) != nil {
 				return
 			}
@@ -345,6 +371,10 @@ func (u *ui) handleKeys(w http.ResponseWriter, r *http.Request) {
 // handleKeyAdmin creates, disables and rotates keys through the admin
 // API's own handler: the same code as /admin/keys and `sluice keys`.
 func (u *ui) handleKeyAdmin(w http.ResponseWriter, r *http.Request) {
+	if id := r.PathValue("id"); id != "" && !plainID(id) {
+		writeErrorFor(w, r, &sluice.Error{Code: sluice.CodeNotFound, Message: "There is no such key."})
+		return
+	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = "/admin" + strings.TrimPrefix(r.URL.Path, "/ui/api")
 	r2.URL.RawPath = ""
@@ -366,7 +396,7 @@ type targetView struct {
 	Model         string         `json:"model"`
 	Breaker       string         `json:"breaker"`
 	OpenForMS     float64        `json:"open_for_ms,omitempty"`
-	InFlight      int            `json:"in_flight"`
+	InFlight      *int           `json:"in_flight"` // null: no bulkhead counts them
 	MaxConcurrent int            `json:"max_concurrent"`
 	RecentErrors  map[string]int `json:"recent_errors"`
 }
@@ -426,10 +456,11 @@ func (u *ui) handleProviders(w http.ResponseWriter, r *http.Request) {
 			if state == "" {
 				state = "none"
 			}
-			bh := bulkheads[t.ProviderName]
 			tv := targetView{Route: rt.Name, Provider: t.ProviderName, Model: t.Model, Breaker: state,
-				OpenForMS: float64(openFor[key].Microseconds()) / 1000, InFlight: bh[0], MaxConcurrent: bh[1],
-				RecentErrors: errs[key]}
+				OpenForMS: float64(openFor[key].Microseconds()) / 1000, RecentErrors: errs[key]}
+			if bh, ok := bulkheads[t.ProviderName]; ok {
+				tv.InFlight, tv.MaxConcurrent = &bh[0], bh[1]
+			}
 			if tv.RecentErrors == nil {
 				tv.RecentErrors = map[string]int{}
 			}
@@ -488,7 +519,11 @@ func (u *ui) handlePlayground(w http.ResponseWriter, r *http.Request) {
 	sw := sse.NewWriter(w)
 	event := func(name string, v any) {
 		b, _ := json.Marshal(v)
-		sw.WriteEvent(name, b)
+		// A browser that stops reading ends the call rather than hold it.
+		sw.SetWriteDeadline(time.Now().Add(u.g.opts.StreamWriteTimeout))
+		if sw.WriteEvent(name, b) != nil {
+			stop()
+		}
 	}
 	failed := func(err error) {
 		e := u.g.clientError(r, err)

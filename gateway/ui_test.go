@@ -47,10 +47,12 @@ contracts:
 }
 
 // uiClient returns a client with a cookie jar that does not follow
-// redirects.
+// redirects, its connections closed when the test ends.
 func uiClient(t *testing.T) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Jar: jar, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // login signs c in and returns the CSRF token of the overview page.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,12 +65,15 @@ func rowOf(rec pipeline.Record) callRow {
 		LatencyMS: msOf(rec.Duration), TTFTMS: msOf(rec.TTFT), InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens,
 		CostUSD: rec.Cost, Attempts: rec.Attempts, Retries: rec.Retries, Fallbacks: rec.Fallbacks, Hedges: rec.Hedges,
 		Prompt: rec.Prompt, Completion: rec.Completion}
-	switch {
-	case rec.Code() == "schema_violation":
+	switch code := rec.Code(); {
+	case !rec.Structured():
+	case code == "schema_violation":
 		row.Outcome = "violation"
+	case code != "":
+		// failed otherwise: no answer to judge
 	case rec.Repaired:
 		row.Outcome = "repaired"
-	case rec.ParseFailures+rec.SchemaFailures > 0:
+	default:
 		row.Outcome = "valid"
 	}
 	for _, a := range rec.AttemptDetails() {
@@ -175,7 +179,7 @@ func (rc *recentCalls) list(f rowFilter, limit int) []callRow {
 	rc.each(func(r *callRow) bool {
 		if f.match(r) {
 			row := *r
-			row.Prompt, row.Completion = "", ""
+			row.Prompt, row.Completion, row.Detail = "", "", nil
 			out = append(out, row)
 		}
 		return len(out) < limit
@@ -243,8 +247,9 @@ type uiStats struct {
 	now   func() time.Time
 	start time.Time
 
-	mu      sync.Mutex
-	samples []uiSample // oldest first, at most an hour's
+	mu       sync.Mutex
+	samples  []uiSample // oldest first: the last hour's, and the last before it
+	sampling atomic.Bool
 }
 
 const (
@@ -271,7 +276,15 @@ type histo struct {
 }
 
 func newUIStats(reg prometheus.Gatherer, now func() time.Time) *uiStats {
-	return &uiStats{reg: reg, now: now, start: now()}
+	s := &uiStats{reg: reg, now: now, start: now()}
+	if reg != nil {
+		// The first sample is the base until an hour has passed: the
+		// registry may have counted before the dashboard existed.
+		if sm, ok := s.sample(s.start); ok {
+			s.samples = append(s.samples, sm)
+		}
+	}
+	return s
 }
 
 // maybeSample takes a sample if the last is older than sampleEvery.
@@ -283,9 +296,10 @@ func (s *uiStats) maybeSample() {
 	s.mu.Lock()
 	due := len(s.samples) == 0 || now.Sub(s.samples[len(s.samples)-1].t) >= sampleEvery
 	s.mu.Unlock()
-	if !due {
-		return
+	if !due || !s.sampling.CompareAndSwap(false, true) {
+		return // not due, or another call is taking it
 	}
+	defer s.sampling.Store(false)
 	sm, ok := s.sample(now)
 	if !ok {
 		return
@@ -499,11 +513,20 @@ func (s *uiStats) overview() uiOverview {
 	samples := append([]uiSample(nil), s.samples...)
 	s.mu.Unlock()
 	base := uiSample{t: s.start, codes: map[string]float64{}}
-	if len(samples) > 0 && now.Sub(samples[0].t) >= sampleWindow-sampleEvery {
-		base = samples[0] // an hour of samples: the oldest is the window's start
+	if len(samples) > 0 {
+		// The oldest kept: the last sample before the hour (calls made
+		// since are in the window; none were made between it and the
+		// next sample, which a call would have taken), or the first.
+		base = samples[0]
 	}
-	window := now.Sub(base.t).Seconds()
-	ov.Since, ov.WindowSeconds = base.t, math.Round(window)
+	window := min(now.Sub(base.t), sampleWindow).Seconds()
+	var since time.Time
+	if now.Sub(base.t) > sampleWindow {
+		since = now.Add(-sampleWindow)
+	} else {
+		since = base.t
+	}
+	ov.Since, ov.WindowSeconds = since, math.Round(window)
 	ov.Requests = cur.requests - base.requests
 	if window > 0 {
 		ov.RPS = math.Round(ov.Requests/window*1000) / 1000

@@ -28,7 +28,7 @@ func (p *Pipeline) observe(rec Record, overhead time.Duration) {
 		InputTokens: rec.Usage.InputTokens, OutputTokens: rec.Usage.OutputTokens, CachedTokens: rec.Usage.CacheReadTokens,
 		CostUSD: rec.Cost, Failovers: rec.Failovers, TTFT: rec.TTFT,
 		Retries: rec.Retries, Fallbacks: rec.Fallbacks, Hedges: rec.Hedges,
-		Structured:    rec.structured || rec.ParseFailures > 0 || rec.SchemaFailures > 0,
+		Structured:    rec.Structured(),
 		ParseFailures: rec.ParseFailures, SchemaFailures: rec.SchemaFailures, Repairs: rec.Repairs, Repaired: rec.Repaired,
 	})
 }
@@ -136,6 +136,12 @@ func (r Record) AttemptDetails() []AttemptDetail {
 		return nil
 	}
 	return append(append([]AttemptDetail(nil), a.details[:a.nd]...), a.more...)
+}
+
+// Structured reports whether the call's answer had a schema to meet (a
+// contract, or a json_schema or json_object request).
+func (r Record) Structured() bool {
+	return r.structured || r.ParseFailures > 0 || r.SchemaFailures > 0
 }
 
 // CodeClientClosed is the Code of a call whose caller left (or released

@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, stdout 
 	fmt.Fprintf(stdout, "models: %s\n", strings.Join(p.Models(), ", "))
 	switch {
 	case runKey:
-		fmt.Fprintf(stdout, "dashboard: http://%s/ui (admin key for this run: %s; set auth.admin_key to choose one)\n", addr, admin)
+		fmt.Fprintf(stdout, "dashboard: http://%s/ui (admin key for this run: %s; it also opens /admin; to choose one: auth: {admin_key: ..., allow_open: true})\n", addr, admin)
 	case admin != "":
 		fmt.Fprintf(stdout, "dashboard: http://%s/ui (sign in with auth.admin_key)\n", addr)
 	}

@@ -576,12 +576,13 @@ function pageKeys() {
     return isNum(budget) && budget > 0 ? `${fmtUSD(v)} of ${fmtUSD(budget)}` : fmtUSD(v);
   }
 
-  // headroomText is a limit, with what was left of it at the key's last
-  // call on this instance, when there was one.
+  // headroomText is the tier's limit, and what its last call on this
+  // instance had left of the tightest limit that applied to it (route,
+  // tier, user or address: the x-ratelimit-* headers of that call).
   function headroomText(limit, h, what) {
-    if (!isNum(limit) || limit <= 0) return fmtLimit(limit);
-    if (!h || !isNum(h[`${what}_remaining`]) || !h[`${what}_limit`]) return fmtLimit(limit);
-    return `${fmtInt(h[`${what}_remaining`])} left of ${fmtLimit(limit)} (at ${fmtDateTime(h.as_of)})`;
+    const tier = fmtLimit(limit);
+    if (!h || !isNum(h[`${what}_remaining`]) || !h[`${what}_limit`]) return tier;
+    return `${tier}; ${fmtInt(h[`${what}_remaining`])} could go at once at ${fmtDateTime(h.as_of)} (limit applied: ${fmtInt(h[`${what}_limit`])})`;
   }
 
   function keyRow(k) {
@@ -726,7 +727,7 @@ function pageProviders() {
           el('span', { 'aria-hidden': 'true' }, BREAKER[t.breaker] || '?'), ` ${t.breaker || 'unknown'}`,
           t.breaker === 'open' && t.open_for_ms > 0 ? ` (retry in ${(t.open_for_ms / 1000).toFixed(1)} s)` : null),
       },
-      { num: true, get: (t) => (t.max_concurrent > 0 ? `${fmtInt(t.in_flight)} / ${fmtInt(t.max_concurrent)}` : `${fmtInt(t.in_flight)} (no limit)`) },
+      { num: true, get: (t) => (t.max_concurrent > 0 ? `${fmtInt(t.in_flight)} / ${fmtInt(t.max_concurrent)}` : 'not counted (no bulkhead)') },
       {
         get: (t) => {
           const errs = Object.entries(t.recent_errors || {}).filter(([, n]) => n > 0);
