@@ -76,9 +76,13 @@ func rowOf(rec pipeline.Record) callRow {
 	default:
 		row.Outcome = "valid"
 	}
-	for _, a := range rec.AttemptDetails() {
-		row.Detail = append(row.Detail, attemptDetail{Provider: a.Provider, Model: a.Model, Outcome: a.Outcome, Kind: a.Kind,
-			DurationMS: msOf(a.Duration), WaitMS: msOf(a.Wait)})
+	if n := rec.NumAttemptDetails(); n > 0 {
+		row.Detail = make([]attemptDetail, n)
+		for i := range n {
+			a := rec.AttemptDetail(i)
+			row.Detail[i] = attemptDetail{Provider: a.Provider, Model: a.Model, Outcome: a.Outcome, Kind: a.Kind,
+				DurationMS: msOf(a.Duration), WaitMS: msOf(a.Wait)}
+		}
 	}
 	return row
 }

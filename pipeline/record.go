@@ -124,18 +124,28 @@ type Record struct {
 	replayed   bool       // the answer was an Idempotency-Key's kept one
 	started    bool       // a stream that was handed to its caller
 	closed     bool       // the caller left, or released its stream, before the end
-	tracked    *attempts  // the call's attempts, for AttemptDetails
+	tracked    *attempts  // the call's attempts, for AttemptDetail
 	finish     sluice.FinishReason
 }
 
-// AttemptDetails returns the call's upstream attempts, in the order the
-// router reported them (a hedged race's when it was over).
-func (r Record) AttemptDetails() []AttemptDetail {
-	a := r.tracked
-	if a == nil {
-		return nil
+// NumAttemptDetails returns the number of the call's upstream attempts,
+// which AttemptDetail returns one by one, in the order the router
+// reported them (a hedged race's when it was over).
+func (r Record) NumAttemptDetails() int {
+	if r.tracked == nil {
+		return 0
 	}
-	return append(append([]AttemptDetail(nil), a.details[:a.nd]...), a.more...)
+	return r.tracked.nd + len(r.tracked.more)
+}
+
+// AttemptDetail returns the i-th of the call's attempts, 0 ≤ i <
+// NumAttemptDetails.
+func (r Record) AttemptDetail(i int) AttemptDetail {
+	a := r.tracked
+	if i < a.nd {
+		return a.details[i]
+	}
+	return a.more[i-a.nd]
 }
 
 // Structured reports whether the call's answer had a schema to meet (a
@@ -183,9 +193,9 @@ type attempts struct {
 	// first and last bound the time spent in upstream calls: from the
 	// start of the first to the end of the last.
 	first, last time.Time
-	// details are the attempts as they went, for AttemptDetails: the
-	// first few inline, the rest in more.
-	details [4]AttemptDetail
+	// details are the attempts as they went, for AttemptDetail: the
+	// first two inline, the rest in more.
+	details [2]AttemptDetail
 	nd      int
 	more    []AttemptDetail
 }
