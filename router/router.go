@@ -228,7 +228,7 @@ func NewWithOptions(routes []Route, opts Options) (*Router, error) {
 }
 
 // Models returns the public model names in configuration order.
-func (r *Router) Models() []string { return r.names }
+func (r *Router) Models() []string { return slices.Clone(r.names) }
 
 // Route returns the route of a public model name.
 func (r *Router) Route(model string) (*Route, bool) {

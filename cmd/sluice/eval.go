@@ -191,7 +191,7 @@ func evalCaller(ctx context.Context, cfg *config.Config, gatewayURL, key, kind s
 	}
 	known := p.Models()
 	if kind == "contract" {
-		known = known[:0]
+		known = nil
 		for _, c := range p.Contracts() {
 			known = append(known, c.Name)
 		}
