@@ -64,11 +64,7 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 		g.routes[m.Name] = rt
 		g.primary[m.Name] = m.Targets[0].Model
 	}
-	prices := map[string]guard.Price{}
-	for name, pr := range cfg.Pricing {
-		prices[name] = guard.Price{Input: pr.Input, Output: pr.Output, CachedInput: pr.CachedInput}
-	}
-	g.pricing = guard.NewPricing(prices)
+	g.pricing = pricingOf(cfg)
 	g.limits = guard.NewLimits(p.limiter, guard.LimitsOptions{OnFailure: failure, Report: func(err error) {
 		p.logger.Warn("rate limit store failed", "error", err, "fallback", string(failure))
 		if p.metrics != nil {
@@ -95,6 +91,28 @@ func (p *Pipeline) newGuards(cfg *config.Config) *guards {
 		}
 	}})
 	return g
+}
+
+// pricingOf returns the price table of cfg: the built-in one with cfg's
+// pricing over it.
+func pricingOf(cfg *config.Config) *guard.Pricing {
+	prices := map[string]guard.Price{}
+	for name, pr := range cfg.Pricing {
+		prices[name] = guard.Price{Input: pr.Input, Output: pr.Output, CachedInput: pr.CachedInput}
+	}
+	return guard.NewPricing(prices)
+}
+
+// RouteCost returns the cost of a call of a model route of cfg from its
+// usage, priced at the route's primary target's model, as the gateway
+// prices a call before it knows which target will answer.
+func RouteCost(cfg *config.Config) func(route string, u sluice.Usage) float64 {
+	pricing := pricingOf(cfg)
+	primary := map[string]string{}
+	for _, m := range cfg.Models {
+		primary[m.Name] = m.Targets[0].Model
+	}
+	return func(route string, u sluice.Usage) float64 { return pricing.Cost(primary[route], u) }
 }
 
 // budgetGauges set the budget gauges (sluice_budget_used_ratio): a

@@ -13,10 +13,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/eval"
-	"github.com/sluice-gw/sluice/guard"
 	"github.com/sluice-gw/sluice/pipeline"
 )
 
@@ -181,7 +179,7 @@ func evalCaller(ctx context.Context, cfg *config.Config, gatewayURL, key, kind s
 	if gatewayURL != "" {
 		hc := eval.HTTP{BaseURL: gatewayURL, Key: key}
 		if cfg != nil {
-			hc.Price = routePricing(cfg)
+			hc.Price = pipeline.RouteCost(cfg)
 		}
 		return hc, func() {}, nil
 	}
@@ -203,21 +201,6 @@ func evalCaller(ctx context.Context, cfg *config.Config, gatewayURL, key, kind s
 		}
 	}
 	return eval.Pipeline{P: p}, func() { p.Close() }, nil
-}
-
-// routePricing prices a route's call at its primary target's model, from
-// cfg's price table.
-func routePricing(cfg *config.Config) func(string, sluice.Usage) float64 {
-	prices := map[string]guard.Price{}
-	for name, pr := range cfg.Pricing {
-		prices[name] = guard.Price{Input: pr.Input, Output: pr.Output, CachedInput: pr.CachedInput}
-	}
-	pricing := guard.NewPricing(prices)
-	primary := map[string]string{}
-	for _, m := range cfg.Models {
-		primary[m.Name] = m.Targets[0].Model
-	}
-	return func(route string, u sluice.Usage) float64 { return pricing.Cost(primary[route], u) }
 }
 
 // progress returns the run's progress display: a bar on a terminal, a
