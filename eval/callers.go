@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/sluice-gw/sluice"
 	"github.com/sluice-gw/sluice/pipeline"
+	"github.com/sluice-gw/sluice/sse"
 )
 
 // Pipeline calls cases in-process, through p: the same routes, contracts,
@@ -109,9 +109,6 @@ func (hc HTTP) Call(ctx context.Context, kind, target string, c *Case) Attempt {
 	}
 	if err != nil && a.Code == "" {
 		a.Code = string(sluice.CodeUpstreamUnavailable) // the gateway itself could not be reached or read
-		if ctx.Err() != nil {
-			a.Code = "interrupted"
-		}
 	}
 	a.Latency = time.Since(start)
 	return a
@@ -194,47 +191,54 @@ func (hc HTTP) chat(ctx context.Context, route string, c *Case, a *Attempt, star
 	}
 	var text strings.Builder
 	var usage sluice.Usage
-	rd := bufio.NewReaderSize(resp.Body, 64<<10)
-	for {
-		line, err := rd.ReadString('\n')
-		if data, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "data: "); ok && data != "[DONE]" {
-			var chunk struct {
-				Choices []struct {
-					Delta struct {
-						Content string `json:"content"`
-					} `json:"delta"`
-				} `json:"choices"`
-				Usage *struct {
-					Prompt     int `json:"prompt_tokens"`
-					Completion int `json:"completion_tokens"`
-				} `json:"usage"`
-				Error *struct {
-					Code string `json:"code"`
-				} `json:"error"`
-			}
-			if jerr := json.Unmarshal([]byte(data), &chunk); jerr != nil {
-				return fmt.Errorf("eval: bad stream chunk: %w", jerr)
-			}
-			if chunk.Error != nil {
-				a.Code = chunk.Error.Code
-				break
-			}
-			for _, ch := range chunk.Choices {
-				if ch.Delta.Content != "" && a.TTFT == 0 {
-					a.TTFT = time.Since(start)
-				}
-				text.WriteString(ch.Delta.Content)
-			}
-			if chunk.Usage != nil {
-				usage = sluice.Usage{InputTokens: chunk.Usage.Prompt, OutputTokens: chunk.Usage.Completion}
-			}
-		}
+	rd := sse.NewReader(resp.Body)
+	done := false
+	for !done {
+		ev, err := rd.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return err
 		}
+		if string(ev.Data) == "[DONE]" {
+			done = true
+			break
+		}
+		var chunk struct {
+			Choices []struct {
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+			} `json:"choices"`
+			Usage *struct {
+				Prompt     int `json:"prompt_tokens"`
+				Completion int `json:"completion_tokens"`
+			} `json:"usage"`
+			Error *struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		if jerr := json.Unmarshal(ev.Data, &chunk); jerr != nil {
+			return fmt.Errorf("eval: bad stream chunk: %w", jerr)
+		}
+		if chunk.Error != nil {
+			a.Code = chunk.Error.Code
+			break
+		}
+		for _, ch := range chunk.Choices {
+			if ch.Delta.Content != "" && a.TTFT == 0 {
+				a.TTFT = time.Since(start)
+			}
+			text.WriteString(ch.Delta.Content)
+		}
+		if chunk.Usage != nil {
+			usage = sluice.Usage{InputTokens: chunk.Usage.Prompt, OutputTokens: chunk.Usage.Completion}
+		}
+	}
+	if !done && a.Code == "" {
+		// The stream ended without its [DONE]: cut short.
+		a.Code = string(sluice.CodeStreamInterrupted)
 	}
 	a.Output = text.String()
 	a.InputTokens, a.OutputTokens = usage.InputTokens, usage.OutputTokens

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -206,4 +208,19 @@ type pricedCaller struct{}
 
 func (pricedCaller) Call(context.Context, string, string, *eval.Case) eval.Attempt {
 	return eval.Attempt{Output: "ok", CostUSD: 0.01}
+}
+
+// TestHTTPStreamCutShort checks that a gateway stream that ends without
+// its [DONE] is a failed call (stream_interrupted), not a short answer.
+func TestHTTPStreamCutShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n")
+	}))
+	defer srv.Close()
+	c := &eval.Case{ID: "x", Messages: []eval.Message{{Role: "user", Content: "hi"}}}
+	a := eval.HTTP{BaseURL: srv.URL, Client: srv.Client()}.Call(context.Background(), "route", "chat", c)
+	if a.Code != "stream_interrupted" || a.Output != "Hel" {
+		t.Errorf("code %q, output %q: want stream_interrupted with the part received", a.Code, a.Output)
+	}
 }
