@@ -63,6 +63,9 @@ Exit status: 0 no regression, 1 a regression against the baseline,
 			if datasetPath == "" || out == "" {
 				return usageError("--dataset and --out are required")
 			}
+			if repeat < 1 || concurrency < 1 {
+				return usageError("--repeat and --concurrency must be at least 1")
+			}
 			if gatewayURL == "" && configPath == "" {
 				return usageError("give --config (to run in-process) or --gateway URL")
 			}
@@ -99,7 +102,7 @@ Exit status: 0 no regression, 1 a regression against the baseline,
 				report.Notes = eval.Notes(base, report)
 			}
 			if err := writeReports(out, report); err != nil {
-				return err
+				return &exitError{2, err}
 			}
 			report.Summary(stdout)
 			fmt.Fprintf(stdout, "reports: %s, %s\n", filepath.Join(out, "report.json"), filepath.Join(out, "report.html"))
@@ -180,6 +183,20 @@ func evalCaller(ctx context.Context, cfg *config.Config, gatewayURL, key, kind s
 		hc := eval.HTTP{BaseURL: gatewayURL, Key: key}
 		if cfg != nil {
 			hc.Price = pipeline.RouteCost(cfg)
+			var known []string
+			for _, m := range cfg.Models {
+				if kind == "route" {
+					known = append(known, m.Name)
+				}
+			}
+			for _, c := range cfg.Contracts {
+				if kind == "contract" {
+					known = append(known, c.Name)
+				}
+			}
+			if err := checkTargets(kind, targets, known); err != nil {
+				return nil, nil, err
+			}
 		}
 		return hc, func() {}, nil
 	}
@@ -194,13 +211,22 @@ func evalCaller(ctx context.Context, cfg *config.Config, gatewayURL, key, kind s
 			known = append(known, c.Name)
 		}
 	}
-	for _, t := range targets {
-		if !slices.Contains(known, t) {
-			p.Close()
-			return nil, nil, usageError("no %s %q in the config (it has: %s)", kind, t, strings.Join(known, ", "))
-		}
+	if err := checkTargets(kind, targets, known); err != nil {
+		p.Close()
+		return nil, nil, err
 	}
 	return eval.Pipeline{P: p}, func() { p.Close() }, nil
+}
+
+// checkTargets returns a usage error naming the first of targets not in
+// known.
+func checkTargets(kind string, targets, known []string) error {
+	for _, t := range targets {
+		if !slices.Contains(known, t) {
+			return usageError("no %s %q in the config (it has: %s)", kind, t, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 // progress returns the run's progress display: a bar on a terminal, a

@@ -116,6 +116,8 @@ not json
 		{"no out", []string{"--config", cfg, "--dataset", bad, "--contract", "triage"}, 2, "--out"},
 		{"unknown contract", []string{"--config", cfg, "--dataset", bad, "--contract", "nope", "--out", dir}, 2, "nope"},
 		{"bad flag", []string{"--config", cfg, "--repeat", "many"}, 2, "many"},
+		{"no repetition", []string{"--config", cfg, "--dataset", bad, "--contract", "triage", "--repeat", "0", "--out", dir}, 2, "--repeat"},
+		{"unknown contract over HTTP", []string{"--config", cfg, "--gateway", "http://127.0.0.1:1", "--dataset", bad, "--contract", "nope", "--out", dir}, 2, "nope"},
 		{"missing dataset", []string{"--config", cfg, "--dataset", filepath.Join(dir, "none.jsonl"), "--contract", "triage", "--out", dir}, 2, "none.jsonl"},
 		{"strict", []string{"--config", cfg, "--dataset", bad, "--contract", "triage", "--strict", "--out", dir}, 2, "bad.jsonl:2"},
 		{"lenient", []string{"--config", cfg, "--dataset", bad, "--contract", "triage", "--out", filepath.Join(dir, "lenient")}, 0, "bad.jsonl:3"},
