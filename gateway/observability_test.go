@@ -368,7 +368,7 @@ func TestTraceThroughGateway(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range callSpan.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	for k, want := range map[string]string{
 		"gen_ai.request.model":           "fallback",
