@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -112,4 +114,56 @@ type UsageTotal struct {
 	CachedTokens    int64
 	ReasoningTokens int64
 	CostUSD         float64
+}
+
+// UsageWhere returns the conditions of q's bounds and filters for a SQL
+// ledger (joined with AND; empty for none) and their arguments: ph(n) is
+// the dialect's n-th placeholder, and at a time's argument.
+func UsageWhere(q UsageQuery, ph func(n int) string, at func(time.Time) any) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, cond+ph(len(args)))
+	}
+	if !q.From.IsZero() {
+		add(`time >= `, at(q.From))
+	}
+	if !q.To.IsZero() {
+		add(`time < `, at(q.To))
+	}
+	if q.KeyID != "" {
+		add(`key_id = `, q.KeyID)
+	}
+	if q.Tenant != "" {
+		add(`tenant = `, q.Tenant)
+	}
+	return strings.Join(where, ` AND `), args
+}
+
+// UsageRows are the rows of a SQL usage query; pgx.Rows and *sql.Rows
+// are.
+type UsageRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanUsage reads the totals of a SQL usage query selecting, in order,
+// the group, requests, errors, input, output, cached and reasoning tokens,
+// and cost.
+func ScanUsage(rows UsageRows) ([]UsageTotal, error) {
+	var out []UsageTotal
+	for rows.Next() {
+		var u UsageTotal
+		if err := rows.Scan(&u.Group, &u.Requests, &u.Errors, &u.InputTokens, &u.OutputTokens,
+			&u.CachedTokens, &u.ReasoningTokens, &u.CostUSD); err != nil {
+			return nil, fmt.Errorf("ledger usage: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger usage: %w", err)
+	}
+	return out, nil
 }

@@ -62,30 +62,13 @@ func (db *DB) Usage(ctx context.Context, q store.UsageQuery) ([]store.UsageTotal
 	if !ok {
 		return nil, fmt.Errorf("ledger usage: unknown grouping %q", q.By)
 	}
-	var where []string
-	var args []any
-	arg := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, cond+strconv.Itoa(len(args)))
-	}
-	if !q.From.IsZero() {
-		arg(`time >= $`, q.From)
-	}
-	if !q.To.IsZero() {
-		arg(`time < $`, q.To)
-	}
-	if q.KeyID != "" {
-		arg(`key_id = $`, q.KeyID)
-	}
-	if q.Tenant != "" {
-		arg(`tenant = $`, q.Tenant)
-	}
+	where, args := store.UsageWhere(q, func(n int) string { return "$" + strconv.Itoa(n) }, func(t time.Time) any { return t })
 	var sb strings.Builder
 	sb.WriteString(`SELECT (` + group + `)::text COLLATE "C" AS grp, count(*), count(*) FILTER (WHERE error_code <> ''),
 		sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cached_tokens)::bigint,
 		sum(reasoning_tokens)::bigint, sum(cost_usd) FROM ledger`)
-	if len(where) > 0 {
-		sb.WriteString(` WHERE ` + strings.Join(where, ` AND `))
+	if where != "" {
+		sb.WriteString(` WHERE ` + where)
 	}
 	sb.WriteString(` GROUP BY grp ORDER BY grp`)
 	rows, err := db.pool.Query(ctx, sb.String(), args...)
@@ -93,19 +76,7 @@ func (db *DB) Usage(ctx context.Context, q store.UsageQuery) ([]store.UsageTotal
 		return nil, fmt.Errorf("ledger usage: %w", err)
 	}
 	defer rows.Close()
-	var out []store.UsageTotal
-	for rows.Next() {
-		var u store.UsageTotal
-		if err := rows.Scan(&u.Group, &u.Requests, &u.Errors, &u.InputTokens, &u.OutputTokens,
-			&u.CachedTokens, &u.ReasoningTokens, &u.CostUSD); err != nil {
-			return nil, fmt.Errorf("ledger usage: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger usage: %w", err)
-	}
-	return out, nil
+	return store.ScanUsage(rows)
 }
 
 // Spend implements store.Ledger.

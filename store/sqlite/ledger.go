@@ -107,26 +107,13 @@ func (db *DB) Usage(ctx context.Context, q store.UsageQuery) ([]store.UsageTotal
 	if !ok {
 		return nil, fmt.Errorf("ledger usage: unknown grouping %q", q.By)
 	}
-	var where []string
-	var args []any
-	if !q.From.IsZero() {
-		where, args = append(where, `time >= ?`), append(args, q.From.UnixMicro())
-	}
-	if !q.To.IsZero() {
-		where, args = append(where, `time < ?`), append(args, q.To.UnixMicro())
-	}
-	if q.KeyID != "" {
-		where, args = append(where, `key_id = ?`), append(args, q.KeyID)
-	}
-	if q.Tenant != "" {
-		where, args = append(where, `tenant = ?`), append(args, q.Tenant)
-	}
+	where, args := store.UsageWhere(q, func(int) string { return "?" }, func(t time.Time) any { return t.UnixMicro() })
 	var sb strings.Builder
 	sb.WriteString(`SELECT ` + group + ` AS grp, count(*), sum(error_code <> ''),
 		sum(input_tokens), sum(output_tokens), sum(cached_tokens), sum(reasoning_tokens), sum(cost_usd)
 		FROM ledger`)
-	if len(where) > 0 {
-		sb.WriteString(` WHERE ` + strings.Join(where, ` AND `))
+	if where != "" {
+		sb.WriteString(` WHERE ` + where)
 	}
 	sb.WriteString(` GROUP BY grp ORDER BY grp`)
 	rows, err := db.read.QueryContext(ctx, sb.String(), args...)
@@ -134,19 +121,7 @@ func (db *DB) Usage(ctx context.Context, q store.UsageQuery) ([]store.UsageTotal
 		return nil, fmt.Errorf("ledger usage: %w", err)
 	}
 	defer rows.Close()
-	var out []store.UsageTotal
-	for rows.Next() {
-		var u store.UsageTotal
-		if err := rows.Scan(&u.Group, &u.Requests, &u.Errors, &u.InputTokens, &u.OutputTokens,
-			&u.CachedTokens, &u.ReasoningTokens, &u.CostUSD); err != nil {
-			return nil, fmt.Errorf("ledger usage: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger usage: %w", err)
-	}
-	return out, nil
+	return store.ScanUsage(rows)
 }
 
 // Spend implements store.Ledger.
