@@ -141,28 +141,40 @@ func UsageWhere(q UsageQuery, ph func(n int) string, at func(time.Time) any) (st
 	return strings.Join(where, ` AND `), args
 }
 
-// UsageRows are the rows of a SQL usage query; pgx.Rows and *sql.Rows
-// are.
-type UsageRows interface {
+// Rows are the rows of a SQL query; pgx.Rows and *sql.Rows are.
+type Rows interface {
 	Next() bool
 	Scan(dest ...any) error
 	Err() error
 }
 
+// CollectRows reads every row of rows with scan.
+func CollectRows[T any](rows Rows, scan func(Rows) (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ScanUsage reads the totals of a SQL usage query selecting, in order,
 // the group, requests, errors, input, output, cached and reasoning tokens,
 // and cost.
-func ScanUsage(rows UsageRows) ([]UsageTotal, error) {
-	var out []UsageTotal
-	for rows.Next() {
+func ScanUsage(rows Rows) ([]UsageTotal, error) {
+	out, err := CollectRows(rows, func(r Rows) (UsageTotal, error) {
 		var u UsageTotal
-		if err := rows.Scan(&u.Group, &u.Requests, &u.Errors, &u.InputTokens, &u.OutputTokens,
-			&u.CachedTokens, &u.ReasoningTokens, &u.CostUSD); err != nil {
-			return nil, fmt.Errorf("ledger usage: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
+		err := r.Scan(&u.Group, &u.Requests, &u.Errors, &u.InputTokens, &u.OutputTokens,
+			&u.CachedTokens, &u.ReasoningTokens, &u.CostUSD)
+		return u, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("ledger usage: %w", err)
 	}
 	return out, nil

@@ -58,15 +58,8 @@ func (db *DB) ListKeys(ctx context.Context) ([]store.Key, error) {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Key
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.CollectRows(rows, func(r store.Rows) (store.Key, error) { return scanKey(r) })
+	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
 	return out, nil
