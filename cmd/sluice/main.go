@@ -27,6 +27,7 @@ import (
 
 	"github.com/sluice-gw/sluice/config"
 	"github.com/sluice-gw/sluice/gateway"
+	"github.com/sluice-gw/sluice/internal/logbuf"
 	"github.com/sluice-gw/sluice/pipeline"
 	"github.com/sluice-gw/sluice/sim"
 	"github.com/sluice-gw/sluice/telemetry"
@@ -73,9 +74,10 @@ func envOr(getenv func(string) string, key, def string) string {
 	return def
 }
 
-// newLogger returns the logger of format (text, json, or auto: text on a
-// terminal, JSON otherwise) writing to w at level.
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+// newLogger returns the logger of format (text, json, or auto: text when
+// terminal says the output is a terminal, JSON otherwise) writing to w at
+// level.
+func newLogger(w io.Writer, terminal bool, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -83,7 +85,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	if format == "auto" {
 		format = "json"
-		if isTerminal(w) {
+		if terminal {
 			format = "text"
 		}
 	}
@@ -95,6 +97,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format: want auto, text or json, got %q", format)
 }
+
+// How long a log line may wait in the buffer, and how many bytes may.
+const (
+	logFlush  = 100 * time.Millisecond
+	logBuffer = 64 << 10
+)
 
 // isTerminal reports whether w is a terminal (a character device).
 func isTerminal(w io.Writer) bool {
@@ -120,7 +128,12 @@ OPENAI_API_KEY and ANTHROPIC_API_KEY in the environment add those providers.
 Precedence: flags, then environment (SLUICE_*), then the config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(stderr, logLevel, logFormat)
+			// The log is buffered: under load a write a request line
+			// costs more than the line (internal/logbuf). Lines reach
+			// stderr within logFlush, and all of them on return.
+			logw := logbuf.New(stderr, logFlush, logBuffer)
+			defer logw.Close()
+			logger, err := newLogger(logw, isTerminal(stderr), logLevel, logFormat)
 			if err != nil {
 				return err
 			}

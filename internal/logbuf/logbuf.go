@@ -1,0 +1,139 @@
+// Package logbuf buffers a log's writes, so that a busy gateway writes its
+// request lines in one system call every interval rather than one a line.
+// A write system call costs several microseconds on a virtual machine,
+// where each one also wakes the Go scheduler's monitor; one a request was
+// the request line's largest cost under load (docs/perf.md).
+package logbuf
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// A Writer buffers writes to an underlying writer: what is written reaches
+// it within the interval, at once when the buffer would pass its size, and
+// on Flush and Close. Each Write is kept whole: a line is never split
+// between two writes to the underlying writer. A Writer is safe for
+// concurrent use; its flushing goroutine runs until Close.
+//
+// A process that dies without Close loses at most an interval's lines.
+type Writer struct {
+	w        io.Writer
+	interval time.Duration
+	size     int
+
+	mu     sync.Mutex
+	buf    []byte
+	err    error // the first failed write, returned by Flush and Close
+	closed bool
+
+	kick chan struct{} // the buffer went from empty to not
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// New returns a Writer over w that flushes within interval and once size
+// bytes wait, and starts its goroutine. A line longer than size is written
+// through at once, after what waits.
+func New(w io.Writer, interval time.Duration, size int) *Writer {
+	b := &Writer{
+		w: w, interval: interval, size: size,
+		buf:  make([]byte, 0, size),
+		kick: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go b.run()
+	return b
+}
+
+// Write buffers p. It returns an error only once the Writer is closed;
+// failures of the underlying writer come back from Flush and Close, since a
+// logger has no use for them line by line.
+func (b *Writer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, io.ErrClosedPipe
+	}
+	if len(b.buf)+len(p) > b.size {
+		b.flushLocked()
+		if len(p) > b.size {
+			b.write(p)
+			return len(p), nil
+		}
+	}
+	if len(b.buf) == 0 {
+		select {
+		case b.kick <- struct{}{}:
+		default: // a flush is already due
+		}
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+// Flush writes what waits, and returns the first error the underlying
+// writer has given since the Writer was made.
+func (b *Writer) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+	return b.err
+}
+
+// Close flushes, stops the goroutine and waits for it. Writes after Close
+// fail. It is idempotent, and returns what Flush does.
+func (b *Writer) Close() error {
+	b.once.Do(func() {
+		close(b.quit)
+		<-b.done
+		b.mu.Lock()
+		b.flushLocked()
+		b.closed = true
+		b.mu.Unlock()
+	})
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// run flushes an interval after the buffer stops being empty.
+func (b *Writer) run() {
+	defer close(b.done)
+	t := time.NewTimer(b.interval)
+	t.Stop()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case <-b.kick:
+		}
+		t.Reset(b.interval)
+		select {
+		case <-b.quit:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		b.flushLocked()
+		b.mu.Unlock()
+	}
+}
+
+func (b *Writer) flushLocked() {
+	if len(b.buf) == 0 {
+		return
+	}
+	b.write(b.buf)
+	b.buf = b.buf[:0]
+}
+
+func (b *Writer) write(p []byte) {
+	if _, err := b.w.Write(p); err != nil && b.err == nil {
+		b.err = err
+	}
+}

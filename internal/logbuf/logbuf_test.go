@@ -1,0 +1,174 @@
+package logbuf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder keeps every write it gets, each as one string.
+type recorder struct {
+	mu     sync.Mutex
+	writes []string
+	err    error
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, string(p))
+	return len(p), r.err
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.writes...)
+}
+
+func TestLinesArriveWithinTheInterval(t *testing.T) {
+	var r recorder
+	b := New(&r, 20*time.Millisecond, 1<<10)
+	defer b.Close()
+	b.Write([]byte("one\n"))
+	b.Write([]byte("two\n"))
+	if got := r.got(); len(got) != 0 {
+		t.Fatalf("written at once: %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := r.got(); len(got) != 1 || got[0] != "one\ntwo\n" {
+		t.Fatalf("writes %q, want one write of both lines", got)
+	}
+	// A later line is flushed on its own timer.
+	b.Write([]byte("three\n"))
+	deadline = time.Now().Add(5 * time.Second)
+	for len(r.got()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := r.got(); len(got) != 2 || got[1] != "three\n" {
+		t.Fatalf("writes %q, want the third line written by itself", got)
+	}
+}
+
+func TestFullBufferIsWrittenFirst(t *testing.T) {
+	var r recorder
+	b := New(&r, time.Hour, 10)
+	b.Write([]byte("aaaa\n"))
+	b.Write([]byte("bbbb\n")) // exactly full: kept
+	if got := r.got(); len(got) != 0 {
+		t.Fatalf("written before the buffer was over: %q", got)
+	}
+	b.Write([]byte("cc\n")) // would pass the size: what waits goes first
+	if got := r.got(); len(got) != 1 || got[0] != "aaaa\nbbbb\n" {
+		t.Fatalf("writes %q", got)
+	}
+	long := strings.Repeat("x", 25) + "\n"
+	b.Write([]byte(long)) // longer than the buffer: through, after what waits
+	if got := r.got(); len(got) != 3 || got[1] != "cc\n" || got[2] != long {
+		t.Fatalf("writes %q", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.got(); len(got) != 3 {
+		t.Fatalf("close wrote %q with nothing waiting", got[3:])
+	}
+}
+
+func TestCloseFlushesAndEndsWrites(t *testing.T) {
+	var r recorder
+	b := New(&r, time.Hour, 1<<10)
+	b.Write([]byte("last\n"))
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.got(); len(got) != 1 || got[0] != "last\n" {
+		t.Fatalf("writes %q, want the line flushed by Close", got)
+	}
+	if n, err := b.Write([]byte("late\n")); err == nil || n != 0 {
+		t.Fatalf("write after close: %d, %v", n, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if got := r.got(); len(got) != 1 {
+		t.Fatalf("writes after close reached the writer: %q", got)
+	}
+}
+
+func TestWriteErrorComesBackFromFlush(t *testing.T) {
+	r := recorder{err: errors.New("disk full")}
+	b := New(&r, time.Hour, 1<<10)
+	if _, err := b.Write([]byte("line\n")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if err := b.Flush(); err == nil || err.Error() != "disk full" {
+		t.Fatalf("flush: %v, want the writer's error", err)
+	}
+	r.mu.Lock()
+	r.err = errors.New("later")
+	r.mu.Unlock()
+	b.Write([]byte("line\n"))
+	if err := b.Close(); err == nil || err.Error() != "disk full" {
+		t.Fatalf("close: %v, want the first error", err)
+	}
+}
+
+// Lines written at once from many goroutines reach the writer whole, each
+// once, whatever the flushes between them.
+func TestConcurrentLinesStayWhole(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	b := New(w, time.Millisecond, 256)
+	var wg sync.WaitGroup
+	const writers, lines = 8, 500
+	for g := range writers {
+		wg.Go(func() {
+			for i := range lines {
+				fmt.Fprintf(b, "writer %d line %d %s\n", g, i, strings.Repeat("y", i%40))
+			}
+		})
+	}
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if seen[l] {
+			t.Fatalf("line twice: %q", l)
+		}
+		seen[l] = true
+		var g, i int
+		var tail string
+		if _, err := fmt.Sscanf(l, "writer %d line %d %s", &g, &i, &tail); err != nil && i%40 != 0 {
+			t.Fatalf("broken line %q: %v", l, err)
+		}
+		if i%40 != 0 && tail != strings.Repeat("y", i%40) {
+			t.Fatalf("broken line %q", l)
+		}
+	}
+	if len(seen) != writers*lines {
+		t.Fatalf("%d lines, want %d", len(seen), writers*lines)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
