@@ -14,8 +14,11 @@ import (
 // A Writer buffers writes to an underlying writer: what is written reaches
 // it within the interval, at once when the buffer would pass its size, and
 // on Flush and Close. Each Write is kept whole: a line is never split
-// between two writes to the underlying writer. A Writer is safe for
-// concurrent use; its flushing goroutine runs until Close.
+// between two writes to the underlying writer, and lines keep their order.
+// The underlying writer is called with no lock held that Write needs, so a
+// slow write (a disk that stalls) holds up loggers only once a second
+// buffer has filled behind it. A Writer is safe for concurrent use; its
+// flushing goroutine runs until Close.
 //
 // A process that dies without Close loses at most an interval's lines.
 type Writer struct {
@@ -23,9 +26,13 @@ type Writer struct {
 	interval time.Duration
 	size     int
 
+	// wmu is held while writing to w: one flush at a time, in order.
+	wmu sync.Mutex
+
 	mu     sync.Mutex
-	buf    []byte
-	err    error // the first failed write, returned by Flush and Close
+	buf    []byte // the lines waiting
+	spare  []byte // the other buffer, nil while a flush writes it
+	err    error  // the first failed write, returned by Flush and Close
 	closed bool
 
 	kick chan struct{} // the buffer went from empty to not
@@ -40,10 +47,11 @@ type Writer struct {
 func New(w io.Writer, interval time.Duration, size int) *Writer {
 	b := &Writer{
 		w: w, interval: interval, size: size,
-		buf:  make([]byte, 0, size),
-		kick: make(chan struct{}, 1),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
+		buf:   make([]byte, 0, size),
+		spare: make([]byte, 0, size),
+		kick:  make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	go b.run()
 	return b
@@ -54,16 +62,22 @@ func New(w io.Writer, interval time.Duration, size int) *Writer {
 // logger has no use for them line by line.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
+	for len(b.buf)+len(p) > b.size {
+		if b.closed {
+			b.mu.Unlock()
+			return 0, io.ErrClosedPipe
+		}
+		b.mu.Unlock()
+		if len(p) > b.size {
+			b.flush(p)
+			return len(p), nil
+		}
+		b.flush(nil)
+		b.mu.Lock()
+	}
 	defer b.mu.Unlock()
 	if b.closed {
 		return 0, io.ErrClosedPipe
-	}
-	if len(b.buf)+len(p) > b.size {
-		b.flushLocked()
-		if len(p) > b.size {
-			b.write(p)
-			return len(p), nil
-		}
 	}
 	if len(b.buf) == 0 {
 		select {
@@ -78,9 +92,9 @@ func (b *Writer) Write(p []byte) (int, error) {
 // Flush writes what waits, and returns the first error the underlying
 // writer has given since the Writer was made.
 func (b *Writer) Flush() error {
+	b.flush(nil)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.flushLocked()
 	return b.err
 }
 
@@ -91,13 +105,10 @@ func (b *Writer) Close() error {
 		close(b.quit)
 		<-b.done
 		b.mu.Lock()
-		b.flushLocked()
 		b.closed = true
 		b.mu.Unlock()
 	})
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
+	return b.Flush()
 }
 
 // run flushes an interval after the buffer stops being empty.
@@ -118,22 +129,32 @@ func (b *Writer) run() {
 			return
 		case <-t.C:
 		}
-		b.mu.Lock()
-		b.flushLocked()
-		b.mu.Unlock()
+		b.flush(nil)
 	}
 }
 
-func (b *Writer) flushLocked() {
-	if len(b.buf) == 0 {
-		return
+// flush writes the lines waiting, then extra, in one turn at the writer.
+// Lines written meanwhile go to the spare buffer.
+func (b *Writer) flush(extra []byte) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.mu.Lock()
+	p := b.buf
+	b.buf, b.spare = b.spare, nil
+	b.mu.Unlock()
+	var err error
+	if len(p) > 0 {
+		_, err = b.w.Write(p)
 	}
-	b.write(b.buf)
-	b.buf = b.buf[:0]
-}
-
-func (b *Writer) write(p []byte) {
-	if _, err := b.w.Write(p); err != nil && b.err == nil {
+	if len(extra) > 0 {
+		if _, xerr := b.w.Write(extra); err == nil {
+			err = xerr
+		}
+	}
+	b.mu.Lock()
+	b.spare = p[:0]
+	if err != nil && b.err == nil {
 		b.err = err
 	}
+	b.mu.Unlock()
 }

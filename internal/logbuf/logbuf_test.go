@@ -172,3 +172,56 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A write that stalls holds up loggers only once the second buffer fills.
+func TestStalledWriteDoesNotHoldUpLines(t *testing.T) {
+	release := make(chan struct{})
+	var r recorder
+	stalled := make(chan struct{}, 1)
+	w := writerFunc(func(p []byte) (int, error) {
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+		<-release
+		return r.Write(p)
+	})
+	b := New(w, time.Hour, 100)
+	line := []byte(strings.Repeat("a", 59) + "\n")
+	b.Write(line)
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.Flush() }()
+	<-stalled
+	wrote := make(chan struct{})
+	go func() {
+		b.Write(line) // into the second buffer, at once
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a line waited for the stalled write with the second buffer empty")
+	}
+	full := make(chan struct{})
+	go func() {
+		b.Write(line) // both buffers taken: waits for the writer
+		close(full)
+	}()
+	select {
+	case <-full:
+		t.Fatal("a line was taken with both buffers full")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-full
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(r.got(), "")
+	if want := strings.Repeat(string(line), 3); got != want {
+		t.Fatalf("wrote %q, want the three lines in order", got)
+	}
+}
