@@ -2,8 +2,13 @@ package logbuf
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -223,5 +228,44 @@ func TestStalledWriteDoesNotHoldUpLines(t *testing.T) {
 	got := strings.Join(r.got(), "")
 	if want := strings.Repeat(string(line), 3); got != want {
 		t.Fatalf("wrote %q, want the three lines in order", got)
+	}
+}
+
+// BenchmarkRequestLine writes a request line like the gateway's through
+// slog's JSON handler to a file, a write system call a line ("file"), or
+// through a Writer ("buffered").
+func BenchmarkRequestLine(b *testing.B) {
+	for _, buffered := range []bool{false, true} {
+		name := "file"
+		if buffered {
+			name = "buffered"
+		}
+		b.Run(name, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			var w io.Writer = f
+			if buffered {
+				lw := New(f, 100*time.Millisecond, 64<<10)
+				defer lw.Close()
+				w = lw
+			}
+			logger := slog.New(slog.NewJSONHandler(w, nil))
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				logger.LogAttrs(ctx, slog.LevelInfo, "request",
+					slog.String("request_id", "6f1c2b8e0d3a4c5b9e7f1a2b3c4d5e6f"),
+					slog.String("method", "POST"), slog.String("path", "/v1/chat/completions"),
+					slog.Int("status", 200), slog.Int64("bytes", 591), slog.Float64("latency_ms", 1.234),
+					slog.String("key_id", "key_cPRc7PyX4hk0XoKj"), slog.String("tenant", "bench"),
+					slog.String("route", "gpt-4o-mini"), slog.String("model", "gpt-4o-mini"),
+					slog.String("provider", "mock"), slog.Bool("stream", false),
+					slog.Int("input_tokens", 12), slog.Int("output_tokens", 12),
+					slog.Float64("cost_usd", 0.000009), slog.Int("attempts", 1))
+			}
+		})
 	}
 }
