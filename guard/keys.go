@@ -113,6 +113,9 @@ type AuthOptions struct {
 	NegativeTTL time.Duration
 	// MaxStale is how long past its TTL a trusted key is still accepted
 	// while the store fails to answer (default 5m; negative: never).
+	// Within it, an answer past its TTL is also given while another call
+	// asks the store again for the same key, so that a busy key's expiry
+	// sends one lookup to the store, not every call in flight.
 	MaxStale time.Duration
 	// MaxEntries bounds the cache (default 10000 keys; entries are keyed by
 	// hash, never by secret).
@@ -161,6 +164,8 @@ type Authenticator struct {
 	// that raced with one is not cached, so a key disabled during its
 	// lookup is not trusted for a TTL.
 	gen uint64
+	// refreshing holds the hashes being looked up again past their TTL.
+	refreshing map[string]struct{}
 }
 
 type authEntry struct {
@@ -172,7 +177,7 @@ type authEntry struct {
 // NewAuthenticator returns an Authenticator over keys.
 func NewAuthenticator(keys store.Keys, opts AuthOptions) *Authenticator {
 	opts.fill()
-	return &Authenticator{keys: keys, opts: opts, cache: make(map[string]authEntry)}
+	return &Authenticator{keys: keys, opts: opts, cache: make(map[string]authEntry), refreshing: make(map[string]struct{})}
 }
 
 // Authenticate returns the stored key whose secret is secret. Any key that
@@ -194,6 +199,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (store.
 	if cached && now.Before(e.expires) {
 		return e.result()
 	}
+	if cached && now.Before(e.expires.Add(a.opts.MaxStale)) {
+		// Past its TTL: one call asks the store again and the others keep
+		// the answer they have until it is back. Without this, every call
+		// of a busy key in flight at its expiry queued at the store.
+		if !a.startRefresh(hash) {
+			return e.result()
+		}
+		defer a.endRefresh(hash)
+	}
 	k, err := a.keys.KeyByHash(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -210,6 +224,24 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (store.
 	}
 	a.put(hash, authEntry{key: k, ok: true, expires: now.Add(a.opts.TTL)}, now, gen)
 	return k, nil
+}
+
+// startRefresh reports whether the caller is to look hash up again, no
+// other call doing it.
+func (a *Authenticator) startRefresh(hash string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, busy := a.refreshing[hash]; busy {
+		return false
+	}
+	a.refreshing[hash] = struct{}{}
+	return true
+}
+
+func (a *Authenticator) endRefresh(hash string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.refreshing, hash)
 }
 
 func (e authEntry) result() (store.Key, error) {

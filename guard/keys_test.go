@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -256,4 +257,79 @@ func TestAuthenticateConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// gatedKeys counts the lookups of its keys and holds each at gate while one
+// is set.
+type gatedKeys struct {
+	*fakeKeys
+	calls atomic.Int32
+	gate  atomic.Pointer[chan struct{}]
+}
+
+func (g *gatedKeys) KeyByHash(ctx context.Context, hash string) (store.Key, error) {
+	g.calls.Add(1)
+	if c := g.gate.Load(); c != nil {
+		<-*c
+	}
+	return g.fakeKeys.KeyByHash(ctx, hash)
+}
+
+// A busy key past its TTL is looked up once: the calls made meanwhile get
+// the answer cached, and the refreshed answer holds for a new TTL. A key
+// disabled elsewhere is refused once the one lookup has seen it.
+func TestAuthenticateExpiryLooksUpOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		keys := &gatedKeys{fakeKeys: &fakeKeys{}}
+		a := NewAuthenticator(keys, AuthOptions{TTL: 30 * time.Second})
+		secret, k, err := a.Create(ctx, KeySpec{Tenant: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(31 * time.Second)
+
+		gate := make(chan struct{})
+		keys.gate.Store(&gate)
+		before := keys.calls.Load()
+		refreshed := make(chan error, 1)
+		go func() {
+			_, err := a.Authenticate(ctx, secret)
+			refreshed <- err
+		}()
+		synctest.Wait() // the first call waits on the store
+		for i := range 50 {
+			if got, err := a.Authenticate(ctx, secret); err != nil || got.ID != k.ID {
+				t.Fatalf("call %d during the lookup: %+v, %v, want the cached key", i, got, err)
+			}
+		}
+		if n := keys.calls.Load() - before; n != 1 {
+			t.Errorf("%d lookups for 51 calls past the TTL, want 1", n)
+		}
+		keys.gate.Store(nil)
+		close(gate)
+		if err := <-refreshed; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(29 * time.Second)
+		if _, err := a.Authenticate(ctx, secret); err != nil || keys.calls.Load()-before != 1 {
+			t.Errorf("within the new TTL: %v after %d lookups, want the refreshed key and no lookup", err, keys.calls.Load()-before)
+		}
+
+		// Disabled on another instance: past the TTL, the call that looks
+		// it up is refused, and so is every call after it.
+		there := NewAuthenticator(keys.fakeKeys, AuthOptions{})
+		if err := there.Disable(ctx, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		for i := range 3 {
+			if _, err := a.Authenticate(ctx, secret); !isUnauthenticated(err) {
+				t.Errorf("call %d after the TTL of a disabled key: %v, want unauthenticated", i, err)
+			}
+		}
+	})
 }
