@@ -199,10 +199,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (store.
 	if cached && now.Before(e.expires) {
 		return e.result()
 	}
-	if cached && now.Before(e.expires.Add(a.opts.MaxStale)) {
-		// Past its TTL: one call asks the store again and the others keep
-		// the answer they have until it is back. Without this, every call
-		// of a busy key in flight at its expiry queued at the store.
+	if cached && e.ok && now.Before(e.expires.Add(a.opts.MaxStale)) {
+		// A trusted key past its TTL: one call asks the store again and
+		// the others keep the key until the answer is back. Without this,
+		// every call of a busy key in flight at its expiry queued at the
+		// store. (A refused key is asked again by every call: it may have
+		// been created since, and it is rarely busy.)
 		if !a.startRefresh(hash) {
 			return e.result()
 		}

@@ -69,7 +69,9 @@ func (b *Writer) Write(p []byte) (int, error) {
 		}
 		b.mu.Unlock()
 		if len(p) > b.size {
-			b.flush(p)
+			if !b.flush(p) {
+				return 0, io.ErrClosedPipe
+			}
 			return len(p), nil
 		}
 		b.flush(nil)
@@ -133,14 +135,19 @@ func (b *Writer) run() {
 	}
 }
 
-// flush writes the lines waiting, then extra, in one turn at the writer.
+// flush writes the lines waiting, then extra, in one turn at the writer,
+// and reports whether extra was taken: not once the Writer is closed.
 // Lines written meanwhile go to the spare buffer.
-func (b *Writer) flush(extra []byte) {
+func (b *Writer) flush(extra []byte) bool {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.mu.Lock()
 	p := b.buf
 	b.buf, b.spare = b.spare, nil
+	if b.closed {
+		extra = nil
+	}
+	taken := extra != nil
 	b.mu.Unlock()
 	var err error
 	if len(p) > 0 {
@@ -157,4 +164,5 @@ func (b *Writer) flush(extra []byte) {
 		b.err = err
 	}
 	b.mu.Unlock()
+	return taken
 }

@@ -41,7 +41,7 @@ func (r *recorder) got() []string {
 
 func TestLinesArriveWithinTheInterval(t *testing.T) {
 	var r recorder
-	b := New(&r, 20*time.Millisecond, 1<<10)
+	b := New(&r, 250*time.Millisecond, 1<<10)
 	defer b.Close()
 	b.Write([]byte("one\n"))
 	b.Write([]byte("two\n"))
@@ -104,6 +104,9 @@ func TestCloseFlushesAndEndsWrites(t *testing.T) {
 	if n, err := b.Write([]byte("late\n")); err == nil || n != 0 {
 		t.Fatalf("write after close: %d, %v", n, err)
 	}
+	if n, err := b.Write([]byte(strings.Repeat("z", 2<<10) + "\n")); err == nil || n != 0 {
+		t.Fatalf("line longer than the buffer after close: %d, %v", n, err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
@@ -161,11 +164,10 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 		}
 		seen[l] = true
 		var g, i int
-		var tail string
-		if _, err := fmt.Sscanf(l, "writer %d line %d %s", &g, &i, &tail); err != nil && i%40 != 0 {
+		if _, err := fmt.Sscanf(l, "writer %d line %d ", &g, &i); err != nil {
 			t.Fatalf("broken line %q: %v", l, err)
 		}
-		if i%40 != 0 && tail != strings.Repeat("y", i%40) {
+		if want := fmt.Sprintf("writer %d line %d %s", g, i, strings.Repeat("y", i%40)); l != want {
 			t.Fatalf("broken line %q", l)
 		}
 	}
@@ -267,5 +269,51 @@ func BenchmarkRequestLine(b *testing.B) {
 					slog.Float64("cost_usd", 0.000009), slog.Int("attempts", 1))
 			}
 		})
+	}
+}
+
+// Lines keep their order through flushes that overlap: the timer's, size
+// flushes and Flush calls, over a writer slow enough for them to meet.
+func TestLinesKeepTheirOrder(t *testing.T) {
+	var out bytes.Buffer
+	var mu sync.Mutex
+	w := writerFunc(func(p []byte) (int, error) {
+		time.Sleep(50 * time.Microsecond)
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(p)
+	})
+	b := New(w, time.Millisecond, 64)
+	const lines = 3000
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					b.Flush()
+				}
+			}
+		})
+	}
+	for i := range lines {
+		fmt.Fprintf(b, "%d\n", i)
+	}
+	close(stop)
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(got) != lines {
+		t.Fatalf("%d lines, want %d", len(got), lines)
+	}
+	for i, l := range got {
+		if l != fmt.Sprint(i) {
+			t.Fatalf("line %d is %q: out of order", i, l)
+		}
 	}
 }
