@@ -113,9 +113,9 @@ type AuthOptions struct {
 	NegativeTTL time.Duration
 	// MaxStale is how long past its TTL a trusted key is still accepted
 	// while the store fails to answer (default 5m; negative: never).
-	// Within it, an answer past its TTL is also given while another call
-	// asks the store again for the same key, so that a busy key's expiry
-	// sends one lookup to the store, not every call in flight.
+	// Within it, a trusted key past its TTL is also accepted while another
+	// call asks the store again for it, so that a busy key's expiry sends
+	// one lookup to the store, not every call in flight.
 	MaxStale time.Duration
 	// MaxEntries bounds the cache (default 10000 keys; entries are keyed by
 	// hash, never by secret).
