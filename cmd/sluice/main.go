@@ -98,10 +98,13 @@ func newLogger(w io.Writer, terminal bool, level, format string) (*slog.Logger, 
 	return nil, fmt.Errorf("--log-format: want auto, text or json, got %q", format)
 }
 
-// How long a log line may wait in the buffer, and how many bytes may.
+// How long a log line may wait in the buffer, and how many bytes may; and
+// how many may collect while a write to stderr stalls, before request
+// handlers wait for it (some 18,000 request lines).
 const (
 	logFlush  = 100 * time.Millisecond
 	logBuffer = 64 << 10
+	logLimit  = 8 << 20
 )
 
 // isTerminal reports whether w is a terminal (a character device).
@@ -129,9 +132,10 @@ Precedence: flags, then environment (SLUICE_*), then the config file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The log is buffered: under load a write a request line
-			// costs more than the line (internal/logbuf). Lines reach
-			// stderr within logFlush, and all of them on return.
-			logw := logbuf.New(stderr, logFlush, logBuffer)
+			// costs more than the line, and a disk's pause would stall
+			// every request (internal/logbuf). Lines reach stderr within
+			// logFlush, and all of them on return.
+			logw := logbuf.New(stderr, logFlush, logBuffer, logLimit)
 			defer logw.Close()
 			logger, err := newLogger(logw, isTerminal(stderr), logLevel, logFormat)
 			if err != nil {

@@ -12,47 +12,54 @@ import (
 )
 
 // A Writer buffers writes to an underlying writer: what is written reaches
-// it within the interval, at once when the buffer would pass its size, and
-// on Flush and Close. Each Write is kept whole: a line is never split
-// between two writes to the underlying writer, and lines keep their order.
-// The underlying writer is called with no lock held that Write needs, so a
-// slow write (a disk that stalls) holds up loggers only once a second
-// buffer has filled behind it. A Writer is safe for concurrent use; its
-// flushing goroutine runs until Close.
+// it within the interval, or as soon as size bytes wait, and on Flush and
+// Close. Each Write is kept whole: a line is never split between two
+// writes to the underlying writer, and lines keep their order.
 //
-// A process that dies without Close loses at most an interval's lines.
+// Only the Writer's goroutine (and Flush and Close) write to the
+// underlying writer, so Write never waits on it: while a write stalls (a
+// disk that pauses for a moment), lines collect in memory, up to its limit;
+// past that, Write waits for the stalled write to end. Nothing is dropped.
+// A Writer is safe for concurrent use; its goroutine runs until Close.
+//
+// A process that dies without Close loses the lines not yet written: at
+// most an interval's, unless the underlying writer was stalled.
 type Writer struct {
-	w        io.Writer
-	interval time.Duration
-	size     int
+	w         io.Writer
+	interval  time.Duration
+	size, limit int
 
 	// wmu is held while writing to w: one flush at a time, in order.
 	wmu sync.Mutex
 
 	mu     sync.Mutex
-	buf    []byte // the lines waiting
-	spare  []byte // the other buffer, nil while a flush writes it
-	err    error  // the first failed write, returned by Flush and Close
+	room   *sync.Cond // on mu: a flush has taken the lines waiting
+	buf    []byte     // the lines waiting
+	spare  []byte     // the other buffer, nil while a flush writes it
+	err    error      // the first failed write, returned by Flush and Close
 	closed bool
 
 	kick chan struct{} // the buffer went from empty to not
+	full chan struct{} // size bytes wait
 	quit chan struct{}
 	done chan struct{}
 	once sync.Once
 }
 
-// New returns a Writer over w that flushes within interval and once size
-// bytes wait, and starts its goroutine. A line longer than size is written
-// through at once, after what waits.
-func New(w io.Writer, interval time.Duration, size int) *Writer {
+// New returns a Writer over w that writes within interval and once size
+// bytes wait, holding at most limit bytes (at least size) while a write
+// stalls, and starts its goroutine.
+func New(w io.Writer, interval time.Duration, size, limit int) *Writer {
 	b := &Writer{
-		w: w, interval: interval, size: size,
+		w: w, interval: interval, size: size, limit: max(size, limit),
 		buf:   make([]byte, 0, size),
 		spare: make([]byte, 0, size),
 		kick:  make(chan struct{}, 1),
+		full:  make(chan struct{}, 1),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	b.room = sync.NewCond(&b.mu)
 	go b.run()
 	return b
 }
@@ -62,58 +69,56 @@ func New(w io.Writer, interval time.Duration, size int) *Writer {
 // logger has no use for them line by line.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	for len(b.buf)+len(p) > b.size {
-		if b.closed {
-			b.mu.Unlock()
-			return 0, io.ErrClosedPipe
-		}
-		b.mu.Unlock()
-		if len(p) > b.size {
-			if !b.flush(p) {
-				return 0, io.ErrClosedPipe
-			}
-			return len(p), nil
-		}
-		b.flush(nil)
-		b.mu.Lock()
-	}
 	defer b.mu.Unlock()
+	for !b.closed && len(b.buf) > 0 && len(b.buf)+len(p) > b.limit {
+		b.room.Wait()
+	}
 	if b.closed {
 		return 0, io.ErrClosedPipe
 	}
 	if len(b.buf) == 0 {
-		select {
-		case b.kick <- struct{}{}:
-		default: // a flush is already due
-		}
+		signal(b.kick)
 	}
 	b.buf = append(b.buf, p...)
+	if len(b.buf) >= b.size {
+		signal(b.full)
+	}
 	return len(p), nil
+}
+
+// signal wakes the goroutine, or leaves it the wake-up already pending.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // Flush writes what waits, and returns the first error the underlying
 // writer has given since the Writer was made.
 func (b *Writer) Flush() error {
-	b.flush(nil)
+	b.flush()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
 }
 
-// Close flushes, stops the goroutine and waits for it. Writes after Close
-// fail. It is idempotent, and returns what Flush does.
+// Close stops the goroutine and waits for it, then flushes. Writes after
+// Close fail. It is idempotent, and returns what Flush does.
 func (b *Writer) Close() error {
 	b.once.Do(func() {
 		close(b.quit)
 		<-b.done
 		b.mu.Lock()
 		b.closed = true
+		b.room.Broadcast()
 		b.mu.Unlock()
 	})
 	return b.Flush()
 }
 
-// run flushes an interval after the buffer stops being empty.
+// run writes an interval after the buffer stops being empty, or as soon as
+// it fills.
 func (b *Writer) run() {
 	defer close(b.done)
 	t := time.NewTimer(b.interval)
@@ -122,41 +127,38 @@ func (b *Writer) run() {
 		select {
 		case <-b.quit:
 			return
+		case <-b.full:
 		case <-b.kick:
+			t.Reset(b.interval)
+			select {
+			case <-b.quit:
+				t.Stop()
+				return
+			case <-b.full:
+				t.Stop()
+			case <-t.C:
+			}
 		}
-		t.Reset(b.interval)
-		select {
-		case <-b.quit:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		b.flush(nil)
+		b.flush()
 	}
 }
 
-// flush writes the lines waiting, then extra, in one turn at the writer,
-// and reports whether extra was taken: not once the Writer is closed.
-// Lines written meanwhile go to the spare buffer.
-func (b *Writer) flush(extra []byte) bool {
+// flush writes the lines waiting in one turn at the writer. Lines written
+// meanwhile go to the spare buffer.
+func (b *Writer) flush() {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.mu.Lock()
 	p := b.buf
 	b.buf, b.spare = b.spare, nil
-	if b.closed {
-		extra = nil
-	}
-	taken := extra != nil
+	b.room.Broadcast()
 	b.mu.Unlock()
 	var err error
 	if len(p) > 0 {
 		_, err = b.w.Write(p)
 	}
-	if len(extra) > 0 {
-		if _, xerr := b.w.Write(extra); err == nil {
-			err = xerr
-		}
+	if cap(p) > 4*b.size {
+		p = make([]byte, 0, b.size) // grown during a stall: let it go
 	}
 	b.mu.Lock()
 	b.spare = p[:0]
@@ -164,5 +166,4 @@ func (b *Writer) flush(extra []byte) bool {
 		b.err = err
 	}
 	b.mu.Unlock()
-	return taken
 }

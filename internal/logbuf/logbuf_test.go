@@ -41,7 +41,7 @@ func (r *recorder) got() []string {
 
 func TestLinesArriveWithinTheInterval(t *testing.T) {
 	var r recorder
-	b := New(&r, 250*time.Millisecond, 1<<10)
+	b := New(&r, 250*time.Millisecond, 1<<10, 1<<20)
 	defer b.Close()
 	b.Write([]byte("one\n"))
 	b.Write([]byte("two\n"))
@@ -66,34 +66,33 @@ func TestLinesArriveWithinTheInterval(t *testing.T) {
 	}
 }
 
-func TestFullBufferIsWrittenFirst(t *testing.T) {
+func TestFullBufferIsWrittenAtOnce(t *testing.T) {
 	var r recorder
-	b := New(&r, time.Hour, 10)
+	b := New(&r, time.Hour, 10, 1<<10)
+	defer b.Close()
 	b.Write([]byte("aaaa\n"))
-	b.Write([]byte("bbbb\n")) // exactly full: kept
-	if got := r.got(); len(got) != 0 {
-		t.Fatalf("written before the buffer was over: %q", got)
+	b.Write([]byte("bbbb\n")) // size reached: written without the hour's wait
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
 	}
-	b.Write([]byte("cc\n")) // would pass the size: what waits goes first
 	if got := r.got(); len(got) != 1 || got[0] != "aaaa\nbbbb\n" {
+		t.Fatalf("writes %q, want both lines in one write", got)
+	}
+	long := strings.Repeat("x", 25) + "\n" // longer than the size: one write
+	b.Write([]byte(long))
+	deadline = time.Now().Add(5 * time.Second)
+	for len(r.got()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := r.got(); len(got) != 2 || got[1] != long {
 		t.Fatalf("writes %q", got)
-	}
-	long := strings.Repeat("x", 25) + "\n"
-	b.Write([]byte(long)) // longer than the buffer: through, after what waits
-	if got := r.got(); len(got) != 3 || got[1] != "cc\n" || got[2] != long {
-		t.Fatalf("writes %q", got)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := r.got(); len(got) != 3 {
-		t.Fatalf("close wrote %q with nothing waiting", got[3:])
 	}
 }
 
 func TestCloseFlushesAndEndsWrites(t *testing.T) {
 	var r recorder
-	b := New(&r, time.Hour, 1<<10)
+	b := New(&r, time.Hour, 1<<10, 1<<20)
 	b.Write([]byte("last\n"))
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -117,7 +116,7 @@ func TestCloseFlushesAndEndsWrites(t *testing.T) {
 
 func TestWriteErrorComesBackFromFlush(t *testing.T) {
 	r := recorder{err: errors.New("disk full")}
-	b := New(&r, time.Hour, 1<<10)
+	b := New(&r, time.Hour, 1<<10, 1<<20)
 	if _, err := b.Write([]byte("line\n")); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -143,7 +142,7 @@ func TestConcurrentLinesStayWhole(t *testing.T) {
 		defer mu.Unlock()
 		return out.Write(p)
 	})
-	b := New(w, time.Millisecond, 256)
+	b := New(w, time.Millisecond, 256, 4<<10)
 	var wg sync.WaitGroup
 	const writers, lines = 8, 500
 	for g := range writers {
@@ -180,7 +179,8 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-// A write that stalls holds up loggers only once the second buffer fills.
+// While a write stalls, lines collect up to the limit without waiting;
+// past it, Write waits for the write to end. Nothing is lost or reordered.
 func TestStalledWriteDoesNotHoldUpLines(t *testing.T) {
 	release := make(chan struct{})
 	var r recorder
@@ -193,43 +193,40 @@ func TestStalledWriteDoesNotHoldUpLines(t *testing.T) {
 		<-release
 		return r.Write(p)
 	})
-	b := New(w, time.Hour, 100)
-	line := []byte(strings.Repeat("a", 59) + "\n")
-	b.Write(line)
-	flushed := make(chan error, 1)
-	go func() { flushed <- b.Flush() }()
+	b := New(w, time.Hour, 100, 1000)
+	line := []byte(strings.Repeat("a", 99) + "\n")
+	b.Write(line) // size reached: the goroutine writes, and stalls
 	<-stalled
 	wrote := make(chan struct{})
 	go func() {
-		b.Write(line) // into the second buffer, at once
+		for range 10 { // up to the limit, at once
+			b.Write(line)
+		}
 		close(wrote)
 	}()
 	select {
 	case <-wrote:
 	case <-time.After(5 * time.Second):
-		t.Fatal("a line waited for the stalled write with the second buffer empty")
+		t.Fatal("lines under the limit waited for the stalled write")
 	}
-	full := make(chan struct{})
+	over := make(chan struct{})
 	go func() {
-		b.Write(line) // both buffers taken: waits for the writer
-		close(full)
+		b.Write(line) // past the limit: waits for the writer
+		close(over)
 	}()
 	select {
-	case <-full:
-		t.Fatal("a line was taken with both buffers full")
+	case <-over:
+		t.Fatal("a line past the limit was taken while the write stalled")
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
-	<-full
-	if err := <-flushed; err != nil {
-		t.Fatal(err)
-	}
+	<-over
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(r.got(), "")
-	if want := strings.Repeat(string(line), 3); got != want {
-		t.Fatalf("wrote %q, want the three lines in order", got)
+	if want := strings.Repeat(string(line), 12); got != want {
+		t.Fatalf("wrote %d bytes, want the 12 lines in order (%d bytes)", len(got), len(want))
 	}
 }
 
@@ -250,7 +247,7 @@ func BenchmarkRequestLine(b *testing.B) {
 			defer f.Close()
 			var w io.Writer = f
 			if buffered {
-				lw := New(f, 100*time.Millisecond, 64<<10)
+				lw := New(f, 100*time.Millisecond, 64<<10, 8<<20)
 				defer lw.Close()
 				w = lw
 			}
@@ -283,7 +280,7 @@ func TestLinesKeepTheirOrder(t *testing.T) {
 		defer mu.Unlock()
 		return out.Write(p)
 	})
-	b := New(w, time.Millisecond, 64)
+	b := New(w, time.Millisecond, 64, 1<<10)
 	const lines = 3000
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
