@@ -25,8 +25,8 @@ import (
 // A process that dies without Close loses the lines not yet written: at
 // most an interval's, unless the underlying writer was stalled.
 type Writer struct {
-	w         io.Writer
-	interval  time.Duration
+	w           io.Writer
+	interval    time.Duration
 	size, limit int
 
 	// wmu is held while writing to w: one flush at a time, in order.
